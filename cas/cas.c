@@ -1,0 +1,892 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * cas.c - the chunk store object: create/open/close, put, get, ref/unref,
+ * sync, stat.
+ *
+ * The one idea: every change is first made in memory (a record appended
+ * to the active segment's tail buffer, an entry in the pending table), so
+ * a put costs a hash, maybe a compression, and a memcpy; cas_sync() then
+ * makes the batch durable in the only safe order: segment data written
+ * and fdatasync'ed, then one LMDB transaction for every index change.
+ * An index entry therefore never points at bytes that are not durable.
+ *
+ * Threads and locks: see cas_int.h.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "cas/cas_int.h"
+
+#define TAIL_CAP (1u << 20)
+#define FORMAT_VERSION 1u
+
+void cas_options_default(struct cas_options *o)
+{
+	o->compress_level = 1;
+	o->segment_size = CAS_SEG_MAX_BYTES;
+	o->compact_threshold_pct = 50;
+}
+
+static void opts_fix(struct cas_options *o, const struct cas_options *in)
+{
+	cas_options_default(o);
+	if (in)
+		*o = *in;
+	if (o->segment_size < (1u << 16) || o->segment_size > CAS_SEG_MAX_BYTES)
+		o->segment_size = CAS_SEG_MAX_BYTES;
+	if (o->compact_threshold_pct > 100)
+		o->compact_threshold_pct = 100;
+}
+
+static char *path_join(const char *a, const char *b)
+{
+	size_t n = strlen(a) + strlen(b) + 2;
+	char *p = malloc(n);
+	if (p)
+		snprintf(p, n, "%s/%s", a, b);
+	return p;
+}
+
+static int fsync_path(const char *p)
+{
+	int fd = open(p, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	int rc = fsync(fd) ? -errno : 0;
+	close(fd);
+	return rc;
+}
+
+static int dir_empty(const char *path)
+{
+	DIR *d = opendir(path);
+	struct dirent *e;
+	int rc = 0;
+	if (!d)
+		return -errno;
+	while ((e = readdir(d)))
+		if (strcmp(e->d_name, ".") && strcmp(e->d_name, "..")) {
+			rc = CAS_EEXIST;
+			break;
+		}
+	closedir(d);
+	return rc;
+}
+
+int cas_create(const char *path, const struct cas_options *o)
+{
+	char *idx = path_join(path, "index"), *seg = path_join(path, "segments");
+	struct cas_index ix;
+	MDB_txn *txn;
+	int rc;
+	(void)o;
+
+	if (!idx || !seg) {
+		rc = -ENOMEM;
+		goto out;
+	}
+	if (mkdir(path, 0700) && errno != EEXIST) {
+		rc = -errno;
+		goto out;
+	}
+	if (access(idx, F_OK) == 0 || access(seg, F_OK) == 0) {
+		rc = CAS_EEXIST;
+		goto out;
+	}
+	rc = dir_empty(path);
+	if (rc)
+		goto out;
+	if (mkdir(idx, 0700) || mkdir(seg, 0700)) {
+		rc = -errno;
+		goto out;
+	}
+	rc = idx_open(&ix, idx, true);
+	if (rc)
+		goto out;
+	rc = idx_err(mdb_txn_begin(ix.env, NULL, 0, &txn));
+	if (!rc) {
+		rc = idx_meta_put_u64(txn, ix.meta, "version", FORMAT_VERSION);
+		if (!rc)
+			rc = idx_err(mdb_txn_commit(txn));
+		else
+			mdb_txn_abort(txn);
+	}
+	idx_close(&ix);
+	if (!rc)
+		rc = fsync_path(seg);
+	if (!rc)
+		rc = fsync_path(path);
+out:
+	free(idx);
+	free(seg);
+	return rc;
+}
+
+/* Drop segment files the index does not know (written after the last
+ * commit, or compacted away just before a crash) and find the next id. */
+static int seg_reconcile(cas *c, MDB_txn *txn)
+{
+	uint32_t maxid = 0;
+	int dfd = dup(c->seg.dirfd);
+	if (dfd < 0)
+		return -errno;
+	DIR *d = fdopendir(dfd);
+	if (!d) {
+		close(dfd);
+		return -errno;
+	}
+	struct dirent *e;
+	while ((e = readdir(d))) {
+		unsigned id;
+		int end = 0;
+		uint64_t total, live;
+		if (sscanf(e->d_name, "%u.seg%n", &id, &end) != 1 ||
+		    e->d_name[end] != 0 || id == 0)
+			continue;
+		if (id > maxid)
+			maxid = id;
+		if (idx_seg_get(txn, c->ix.segs, id, &total, &live) == -ENOENT) {
+			unlinkat(c->seg.dirfd, e->d_name, 0);
+		}
+	}
+	closedir(d);
+
+	/* The highest committed segment becomes the active one again if it
+	 * has room; its uncommitted tail is cut off. */
+	MDB_cursor *cur;
+	MDB_val k, v;
+	int rc = idx_err(mdb_cursor_open(txn, c->ix.segs, &cur));
+	if (rc)
+		return rc;
+	rc = mdb_cursor_get(cur, &k, &v, MDB_LAST);
+	if (rc == 0 && k.mv_size == 4 && v.mv_size == 16) {
+		const uint8_t *kb = k.mv_data;
+		uint32_t id = (uint32_t)kb[0] << 24 | kb[1] << 16 | kb[2] << 8 | kb[3];
+		uint64_t total = le64_get(v.mv_data);
+		if (id > maxid)
+			maxid = id;
+		if (total >= SEG_HDR_SIZE && total + REC_MAX_SIZE <= c->opt.segment_size) {
+			rc = seg_file_open(&c->seg, id, false);
+			if (!rc && ftruncate(c->seg.fds[id], (off_t)total))
+				rc = -errno;
+			if (!rc) {
+				c->seg.active = id;
+				c->seg.flushed = total;
+			}
+		} else {
+			rc = 0;
+		}
+	} else {
+		rc = rc == MDB_NOTFOUND ? 0 : idx_err(rc);
+	}
+	mdb_cursor_close(cur);
+	c->seg.next_id = maxid + 1;
+	return rc;
+}
+
+int cas_open(const char *path, const struct cas_options *o, cas **out)
+{
+	cas *c = calloc(1, sizeof(*c));
+	char *idx = path_join(path, "index"), *seg = path_join(path, "segments");
+	char *lock = path_join(path, "lock");
+	MDB_txn *txn = NULL;
+	uint64_t ver = 0, recount = 0;
+	int rc;
+
+	*out = NULL;
+	if (!c || !idx || !seg || !lock) {
+		rc = -ENOMEM;
+		goto fail_early;
+	}
+	c->lockfd = -1;
+	c->seg.dirfd = -1;
+	opts_fix(&c->opt, o);
+	c->path = strdup(path);
+	if (access(idx, F_OK) || access(seg, F_OK)) {
+		rc = CAS_EBADSTORE;
+		goto fail_early;
+	}
+	c->lockfd = open(lock, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	if (c->lockfd < 0) {
+		rc = -errno;
+		goto fail_early;
+	}
+	if (flock(c->lockfd, LOCK_EX | LOCK_NB)) {
+		rc = errno == EWOULDBLOCK ? CAS_ELOCKED : -errno;
+		goto fail_early;
+	}
+	rc = idx_open(&c->ix, idx, false);
+	if (rc)
+		goto fail_early;
+	rc = seg_open_dir(&c->seg, seg);
+	if (rc)
+		goto fail;
+	rc = idx_err(mdb_txn_begin(c->ix.env, NULL, 0, &txn));
+	if (rc)
+		goto fail;
+	rc = idx_meta_get_u64(txn, c->ix.meta, "version", &ver);
+	if (rc == -ENOENT)
+		rc = CAS_EBADSTORE;
+	else if (!rc && ver != FORMAT_VERSION)
+		rc = CAS_EVERSION;
+	if (!rc && idx_meta_get_u64(txn, c->ix.meta, "recount", &recount) == 0)
+		c->recount = recount != 0;
+	if (!rc)
+		rc = seg_reconcile(c, txn);
+	if (rc) {
+		mdb_txn_abort(txn);
+		goto fail;
+	}
+	rc = idx_err(mdb_txn_commit(txn));
+	if (rc)
+		goto fail;
+	c->seg.tail = malloc(TAIL_CAP);
+	c->seg.tail_cap = TAIL_CAP;
+	if (!c->seg.tail || pend_init(&c->pend)) {
+		rc = -ENOMEM;
+		goto fail;
+	}
+	rc = idx_err(mdb_txn_begin(c->ix.env, NULL, MDB_RDONLY, &c->rtxn));
+	if (rc)
+		goto fail;
+	pthread_mutex_init(&c->mu, NULL);
+	pthread_rwlockattr_t ra;
+	pthread_rwlockattr_init(&ra);
+	pthread_rwlockattr_setkind_np(
+		&ra, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
+	pthread_rwlock_init(&c->seg_lock, &ra);
+	pthread_rwlockattr_destroy(&ra);
+	free(idx);
+	free(seg);
+	free(lock);
+	*out = c;
+	return 0;
+fail:
+	seg_close_all(&c->seg);
+	pend_free(&c->pend);
+	idx_close(&c->ix);
+fail_early:
+	if (c && c->lockfd >= 0)
+		close(c->lockfd);
+	if (c)
+		free(c->path);
+	free(c);
+	free(idx);
+	free(seg);
+	free(lock);
+	return rc;
+}
+
+int cas_close(cas *c)
+{
+	if (!c)
+		return 0;
+	int rc = cas_sync(c);
+	if (c->rtxn)
+		mdb_txn_abort(c->rtxn);
+	idx_close(&c->ix);
+	seg_close_all(&c->seg);
+	pend_free(&c->pend);
+	kv_ops_free(&c->kv_ops);
+	kv_dbis_free(c);
+	pthread_mutex_destroy(&c->mu);
+	pthread_rwlock_destroy(&c->seg_lock);
+	close(c->lockfd);
+	free(c->path);
+	free(c);
+	return rc;
+}
+
+int cas_renew_rtxn(cas *c)
+{
+	mdb_txn_reset(c->rtxn);
+	return idx_err(mdb_txn_renew(c->rtxn));
+}
+
+/* ---- segment appends (writer) ---- */
+
+int cas_flush_tail(cas *c)
+{
+	struct seg_set *s = &c->seg;
+	size_t done = 0;
+	while (done < s->tail_len) {
+		ssize_t n = pwrite(s->fds[s->active], s->tail + done,
+				   s->tail_len - done, (off_t)(s->flushed + done));
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			return -errno; /* the buffer stays: a later sync retries */
+		}
+		done += (size_t)n;
+	}
+	pthread_mutex_lock(&c->mu);
+	s->flushed += s->tail_len;
+	s->tail_len = 0;
+	pthread_mutex_unlock(&c->mu);
+	return 0;
+}
+
+static int seg_roll(cas *c)
+{
+	struct seg_set *s = &c->seg;
+	uint32_t id = s->next_id;
+	int rc;
+
+	if (s->active) {
+		rc = cas_flush_tail(c);
+		if (rc)
+			return rc;
+	}
+	pthread_rwlock_wrlock(&c->seg_lock);
+	rc = seg_file_open(s, id, true);
+	pthread_rwlock_unlock(&c->seg_lock);
+	if (rc)
+		return rc;
+	s->next_id++;
+	rc = seg_mark_dirty(s, id);
+	if (rc)
+		return rc;
+	pthread_mutex_lock(&c->mu);
+	s->active = id;
+	s->flushed = 0;
+	seg_hdr_encode(s->tail, id);
+	s->tail_len = SEG_HDR_SIZE;
+	pthread_mutex_unlock(&c->mu);
+	return 0;
+}
+
+int cas_append_record(cas *c, const uint8_t *rec, uint32_t padded,
+		      struct cas_loc *loc)
+{
+	struct seg_set *s = &c->seg;
+	int rc;
+
+	if (!s->active ||
+	    s->flushed + s->tail_len + padded > c->opt.segment_size) {
+		rc = seg_roll(c);
+		if (rc)
+			return rc;
+	}
+	if (s->tail_len + padded > s->tail_cap) {
+		rc = cas_flush_tail(c);
+		if (rc)
+			return rc;
+	}
+	rc = seg_mark_dirty(s, s->active);
+	if (rc)
+		return rc;
+	pthread_mutex_lock(&c->mu);
+	memcpy(s->tail + s->tail_len, rec, padded);
+	loc->seg = s->active;
+	loc->off = (uint32_t)(s->flushed + s->tail_len);
+	s->tail_len += padded;
+	pthread_mutex_unlock(&c->mu);
+	return 0;
+}
+
+/* ---- pending entries (writer) ---- */
+
+static int pend_touch(cas *c, const cas_name *n, struct pend **out)
+{
+	uint64_t loc;
+	uint32_t refs;
+	struct pend *p = pend_find(&c->pend, n);
+	if (!p) {
+		int rc = idx_lookup(c->rtxn, c->ix.chunks, n, &loc, &refs);
+		if (rc)
+			return rc;
+		pthread_mutex_lock(&c->mu);
+		p = pend_insert(&c->pend, n);
+		if (p) {
+			p->loc = loc;
+			p->base = refs;
+			p->in_index = 1;
+		}
+		pthread_mutex_unlock(&c->mu);
+		if (!p)
+			return -ENOMEM;
+	}
+	*out = p;
+	return 0;
+}
+
+static int64_t pend_count(const struct pend *p)
+{
+	return (int64_t)p->base + p->delta;
+}
+
+static int pend_add(cas *c, struct pend *p, int d)
+{
+	int64_t now = pend_count(p) + d;
+	if (now < 0)
+		return CAS_EREFCOUNT;
+	if (now > UINT32_MAX || p->delta + (int64_t)d > INT32_MAX ||
+	    p->delta + (int64_t)d < INT32_MIN)
+		return -EOVERFLOW;
+	pthread_mutex_lock(&c->mu);
+	p->delta += d;
+	pthread_mutex_unlock(&c->mu);
+	return now > INT32_MAX ? INT32_MAX : (int)now;
+}
+
+int cas_put_named(cas *c, const cas_name *name, const void *data,
+		  unsigned flags)
+{
+	struct pend *p;
+	struct cas_loc loc;
+	int rc;
+
+	if (cas_name_is_hole(name))
+		return 0;
+	rc = pend_touch(c, name, &p);
+	if (rc == 0) {
+		int64_t before = pend_count(p);
+		rc = pend_add(c, p, 1);
+		return rc < 0 ? rc : before == 0;
+	}
+	if (rc != -ENOENT)
+		return rc;
+
+	int level = (flags & CAS_PUT_NOCOMPRESS) ? 0 : c->opt.compress_level;
+	uint32_t padded = rec_build(c->rec_buf, name, data, level,
+				    (flags & CAS_PUT_NODE) ? REC_F_NODE : 0,
+				    &loc);
+	rc = cas_append_record(c, c->rec_buf, padded, &loc);
+	if (rc)
+		return rc;
+	pthread_mutex_lock(&c->mu);
+	p = pend_insert(&c->pend, name);
+	if (p) {
+		p->loc = loc_pack(&loc);
+		p->delta = 1;
+	}
+	pthread_mutex_unlock(&c->mu);
+	return p ? 1 : -ENOMEM;
+}
+
+int cas_put(cas *c, const void *data, unsigned flags, cas_name *name)
+{
+	if (flags & CAS_PUT_NODE)
+		cas_hash_node(data, name);
+	else
+		cas_hash(data, name);
+	return cas_put_named(c, name, data, flags);
+}
+
+int cas_ref(cas *c, const cas_name *name)
+{
+	struct pend *p;
+	if (cas_name_is_hole(name))
+		return 0;
+	int rc = pend_touch(c, name, &p);
+	return rc ? rc : pend_add(c, p, 1);
+}
+
+int cas_unref(cas *c, const cas_name *name)
+{
+	struct pend *p;
+	if (cas_name_is_hole(name))
+		return 0;
+	int rc = pend_touch(c, name, &p);
+	return rc ? rc : pend_add(c, p, -1);
+}
+
+int cas_set_refs(cas *c, const cas_name *name, uint32_t refs)
+{
+	struct pend *p;
+	if (cas_name_is_hole(name))
+		return 0;
+	int rc = pend_touch(c, name, &p);
+	if (rc)
+		return rc;
+	int64_t d = (int64_t)refs - p->base;
+	if (d > INT32_MAX || d < INT32_MIN)
+		return -EOVERFLOW;
+	pthread_mutex_lock(&c->mu);
+	p->delta = (int32_t)d;
+	pthread_mutex_unlock(&c->mu);
+	return 0;
+}
+
+/* ---- reads (any thread) ---- */
+
+/* Where is 'n'?  Looks at pending changes, then the index.  If the record
+ * is still in the tail buffer it is copied to rec and *copied set.
+ * Called with seg_lock held shared. */
+static int locate(cas *c, const cas_name *n, struct cas_loc *l, uint8_t *rec,
+		  bool *copied, uint32_t *refs)
+{
+	uint64_t packed;
+	int rc = 0;
+
+	*copied = false;
+	pthread_mutex_lock(&c->mu);
+	struct pend *p = pend_find(&c->pend, n);
+	if (p) {
+		packed = p->loc;
+		if (refs)
+			*refs = (uint32_t)pend_count(p);
+		loc_unpack(packed, l);
+		if (rec && l->seg == c->seg.active && l->off >= c->seg.flushed) {
+			memcpy(rec, c->seg.tail + (l->off - c->seg.flushed),
+			       rec_padded(l->len));
+			*copied = true;
+		}
+	}
+	pthread_mutex_unlock(&c->mu);
+	if (p)
+		return 0;
+
+	MDB_txn *txn;
+	rc = idx_err(mdb_txn_begin(c->ix.env, NULL, MDB_RDONLY, &txn));
+	if (rc)
+		return rc;
+	rc = idx_lookup(txn, c->ix.chunks, n, &packed, refs);
+	mdb_txn_abort(txn);
+	if (!rc)
+		loc_unpack(packed, l);
+	return rc;
+}
+
+static int read_exact(int fd, uint8_t *buf, size_t len, uint64_t off)
+{
+	size_t done = 0;
+	while (done < len) {
+		ssize_t n = pread(fd, buf + done, len - done, (off_t)(off + done));
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return -errno;
+		if (n == 0)
+			return -EIO; /* the index points past the end */
+		done += (size_t)n;
+	}
+	return 0;
+}
+
+/* Read the record at l into rec.  Called with seg_lock held shared; may
+ * drop and retake it to open a segment file (-EAGAIN: locate again). */
+static int read_record(cas *c, const struct cas_loc *l, uint8_t *rec)
+{
+	struct seg_set *s = &c->seg;
+	if (l->seg >= s->nfds || s->fds[l->seg] < 0) {
+		pthread_rwlock_unlock(&c->seg_lock);
+		pthread_rwlock_wrlock(&c->seg_lock);
+		int rc = seg_file_open(s, l->seg, false);
+		pthread_rwlock_unlock(&c->seg_lock);
+		pthread_rwlock_rdlock(&c->seg_lock);
+		return rc == -ENOENT ? -EAGAIN : (rc ? rc : -EAGAIN);
+	}
+	return read_exact(s->fds[l->seg], rec, rec_padded(l->len), l->off);
+}
+
+int cas_get(cas *c, const cas_name *name, void *buf, unsigned flags)
+{
+	uint8_t rec[REC_MAX_SIZE];
+	struct cas_loc l;
+	bool copied;
+	int rc, tries = 0;
+
+	if (cas_name_is_hole(name)) {
+		memset(buf, 0, CAS_CHUNK_SIZE);
+		return 0;
+	}
+	pthread_rwlock_rdlock(&c->seg_lock);
+	do {
+		rc = locate(c, name, &l, rec, &copied, NULL);
+		if (!rc && !copied)
+			rc = read_record(c, &l, rec);
+	} while (rc == -EAGAIN && ++tries < 4);
+	pthread_rwlock_unlock(&c->seg_lock);
+	if (rc == -EAGAIN)
+		rc = -EIO;
+	if (rc) {
+		memset(buf, 0, CAS_CHUNK_SIZE);
+		return rc;
+	}
+	rc = rec_decode(rec, rec_padded(l.len), name, buf);
+	if (!rc && (flags & CAS_GET_VERIFY)) {
+		cas_name got;
+		if (l.flags & REC_F_NODE)
+			cas_hash_node(buf, &got);
+		else
+			cas_hash(buf, &got);
+		if (memcmp(got.b, name->b, CAS_NAME_SIZE) != 0) {
+			memset(buf, 0, CAS_CHUNK_SIZE);
+			rc = -EIO;
+		}
+	}
+	return rc;
+}
+
+int cas_lookup(cas *c, const cas_name *name, uint32_t *refs)
+{
+	struct cas_loc l;
+	bool copied;
+	uint32_t r = 0;
+	if (cas_name_is_hole(name)) {
+		if (refs)
+			*refs = 0;
+		return 0;
+	}
+	int rc = locate(c, name, &l, NULL, &copied, &r);
+	if (!rc && refs)
+		*refs = r;
+	return rc;
+}
+
+/* ---- commit (writer) ---- */
+
+static int cmp_pend(const void *a, const void *b)
+{
+	const struct pend *x = *(const struct pend *const *)a;
+	const struct pend *y = *(const struct pend *const *)b;
+	return memcmp(x->name.b, y->name.b, CAS_NAME_SIZE);
+}
+
+static int cmp_sd(const void *a, const void *b)
+{
+	const struct seg_delta *x = a, *y = b;
+	return x->seg < y->seg ? -1 : x->seg > y->seg;
+}
+
+/* Apply segment accounting: live deltas and the new committed size of
+ * every segment written since the last commit. */
+int cas_commit_segs(cas *c, MDB_txn *txn, struct seg_delta *sd, size_t nsd)
+{
+	struct seg_set *s = &c->seg;
+	int rc = 0;
+	qsort(sd, nsd, sizeof(*sd), cmp_sd);
+	for (size_t i = 0; i < nsd && !rc;) {
+		uint32_t id = sd[i].seg;
+		int64_t d = 0;
+		uint64_t total = 0, live = 0;
+		for (; i < nsd && sd[i].seg == id; i++)
+			d += sd[i].live;
+		rc = idx_seg_get(txn, c->ix.segs, id, &total, &live);
+		if (rc == -ENOENT)
+			rc = 0;
+		for (size_t k = 0; k < s->ndirty; k++) {
+			struct stat st;
+			if (s->dirty[k] != id)
+				continue;
+			if (fstat(s->fds[id], &st))
+				return -errno;
+			total = (uint64_t)st.st_size;
+		}
+		if (!rc && (int64_t)live + d < 0)
+			rc = -EIO; /* accounting bug: refuse to commit */
+		if (!rc)
+			rc = idx_seg_put(txn, c->ix.segs, id, total,
+					 (uint64_t)((int64_t)live + d));
+	}
+	return rc;
+}
+
+int cas_commit_pending(cas *c, MDB_txn *txn)
+{
+	struct pend_table *t = &c->pend;
+	size_t n = 0, nsd = 0;
+	int rc = 0;
+	struct pend **v = malloc((t->count + 1) * sizeof(*v));
+	struct seg_delta *sd =
+		malloc((t->count + c->seg.ndirty + 1) * sizeof(*sd));
+	if (!v || !sd) {
+		rc = -ENOMEM;
+		goto out;
+	}
+	for (size_t i = 0; i < t->cap; i++)
+		if (t->slots[i].used)
+			v[n++] = &t->slots[i];
+	qsort(v, n, sizeof(*v), cmp_pend);
+
+	for (size_t i = 0; i < n && !rc; i++) {
+		struct pend *p = v[i];
+		int64_t fin = pend_count(p);
+		struct cas_loc l;
+		loc_unpack(p->loc, &l);
+		int64_t sz = rec_padded(l.len);
+		if (!p->in_index) {
+			if (fin > 0) {
+				rc = idx_put_chunk(txn, c->ix.chunks, &p->name,
+						   p->loc, (uint32_t)fin);
+				sd[nsd++] = (struct seg_delta){l.seg, sz};
+			}
+		} else if (p->delta != 0) {
+			rc = idx_set_chunk(txn, c->ix.chunks, &p->name, p->loc,
+					   (uint32_t)fin, false);
+			if (p->base == 0 && fin > 0)
+				sd[nsd++] = (struct seg_delta){l.seg, sz};
+			else if (p->base > 0 && fin == 0)
+				sd[nsd++] = (struct seg_delta){l.seg, -sz};
+		}
+	}
+	for (size_t k = 0; k < c->seg.ndirty; k++)
+		sd[nsd++] = (struct seg_delta){c->seg.dirty[k], 0};
+	if (!rc)
+		rc = cas_commit_segs(c, txn, sd, nsd);
+out:
+	free(v);
+	free(sd);
+	return rc;
+}
+
+int cas_sync(cas *c)
+{
+	struct seg_set *s = &c->seg;
+	MDB_txn *txn;
+	int rc;
+
+	if (!c->pend.count && !c->kv_ops && !s->ndirty && !c->recount_clear)
+		return 0;
+	rc = cas_flush_tail(c);
+	for (size_t i = 0; i < s->ndirty && !rc; i++)
+		if (fdatasync(s->fds[s->dirty[i]]))
+			rc = -errno;
+	if (!rc && s->dir_dirty && fsync(s->dirfd))
+		rc = -errno;
+	if (rc)
+		return rc;
+	s->dir_dirty = false;
+
+	rc = idx_err(mdb_txn_begin(c->ix.env, NULL, 0, &txn));
+	if (rc)
+		return rc;
+	rc = cas_commit_pending(c, txn);
+	if (!rc)
+		rc = kv_apply(c, txn);
+	if (!rc && c->recount_clear)
+		rc = idx_meta_put_u64(txn, c->ix.meta, "recount", 0);
+	if (rc) {
+		mdb_txn_abort(txn);
+		return rc;
+	}
+	rc = idx_err(mdb_txn_commit(txn));
+	if (rc)
+		return rc;
+	pthread_mutex_lock(&c->mu);
+	pend_clear(&c->pend);
+	pthread_mutex_unlock(&c->mu);
+	s->ndirty = 0;
+	kv_ops_free(&c->kv_ops);
+	if (c->recount_clear) {
+		c->recount = false;
+		c->recount_clear = false;
+	}
+	return cas_renew_rtxn(c);
+}
+
+int cas_recount_pending(cas *c)
+{
+	return c->recount;
+}
+
+int cas_recount_done(cas *c)
+{
+	if (!c->recount)
+		return 0;
+	c->recount_clear = true;
+	return cas_sync(c);
+}
+
+/* ---- statistics ---- */
+
+static uint64_t free_pages(MDB_txn *txn)
+{
+	MDB_cursor *cur;
+	MDB_val k, v;
+	uint64_t n = 0;
+	if (mdb_cursor_open(txn, 0, &cur))
+		return 0;
+	for (int rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == 0;
+	     rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT))
+		if (v.mv_size >= sizeof(size_t))
+			n += *(const size_t *)v.mv_data;
+	mdb_cursor_close(cur);
+	return n;
+}
+
+int cas_stat(cas *c, struct cas_stat *st)
+{
+	MDB_txn *txn;
+	MDB_cursor *cur;
+	MDB_val k, v;
+	MDB_envinfo info;
+	MDB_stat est;
+	int rc = cas_sync(c);
+	if (rc)
+		return rc;
+	memset(st, 0, sizeof(*st));
+	rc = idx_err(mdb_txn_begin(c->ix.env, NULL, MDB_RDONLY, &txn));
+	if (rc)
+		return rc;
+	rc = idx_err(mdb_cursor_open(txn, c->ix.chunks, &cur));
+	if (rc)
+		goto out;
+	for (int r = mdb_cursor_get(cur, &k, &v, MDB_FIRST); r == 0;
+	     r = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+		uint64_t loc;
+		uint32_t refs;
+		struct cas_loc l;
+		idx_decode_val(0, v.mv_data, NULL, &loc, &refs);
+		loc_unpack(loc, &l);
+		st->index_entries++;
+		st->chunks++; /* count-zero chunks stay stored until gc */
+		st->refs += refs;
+		if (l.flags & REC_F_ZSTD)
+			st->compressed_chunks++;
+	}
+	mdb_cursor_close(cur);
+	st->raw_bytes = st->chunks * CAS_CHUNK_SIZE;
+	rc = idx_err(mdb_cursor_open(txn, c->ix.segs, &cur));
+	if (rc)
+		goto out;
+	for (int r = mdb_cursor_get(cur, &k, &v, MDB_FIRST); r == 0;
+	     r = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+		st->segment_files++;
+		st->segment_bytes += le64_get(v.mv_data);
+		st->stored_bytes += le64_get((uint8_t *)v.mv_data + 8);
+	}
+	mdb_cursor_close(cur);
+	mdb_env_info(c->ix.env, &info);
+	mdb_env_stat(c->ix.env, &est);
+	st->index_bytes =
+		((uint64_t)info.me_last_pgno + 1 - free_pages(txn)) * est.ms_psize;
+out:
+	mdb_txn_abort(txn);
+	return rc;
+}
+
+const char *cas_strerror(int err)
+{
+	switch (err) {
+	case 0:
+		return "success";
+	case CAS_EBADSTORE:
+		return "not a chunk store (no index/ and segments/)";
+	case CAS_EVERSION:
+		return "chunk store format version not supported";
+	case CAS_ERECOUNT:
+		return "reference counts await a recount after an index rebuild";
+	case CAS_EREFCOUNT:
+		return "reference count would drop below zero";
+	case CAS_ELMDB:
+		return "unexpected LMDB error in the chunk index";
+	case CAS_EEXIST:
+		return "a chunk store already exists there";
+	case CAS_ELOCKED:
+		return "chunk store is in use by another process";
+	case -EIO:
+		return "damaged data: a chunk record failed its checks";
+	default:
+		if (err < 0 && err > -4096)
+			return strerror(-err);
+		return "unknown chunk store error";
+	}
+}

@@ -1,0 +1,249 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * index.c - the LMDB index: chunk name -> (location, reference count),
+ * segment accounting, and store metadata.
+ *
+ * The one idea: keep the per-chunk cost small.  A plain name-keyed B-tree
+ * costs about 80 bytes per chunk (32-byte key + node header + value, pages
+ * ~70% full after random inserts).  Instead the "chunks" table is
+ * DUPSORT|DUPFIXED under 256 one-byte keys (the name's first byte): each
+ * chunk is one fixed 43-byte item (the other 31 name bytes, the packed
+ * location, the count) packed with no per-item header in LMDB's LEAF2
+ * pages.  Lookups are MDB_GET_BOTH_RANGE on the name prefix of the item;
+ * names are unique so updates keep the item's sort position (MDB_CURRENT).
+ *
+ * Tables:
+ *   chunks  key name[0]  item name[1..32) | loc u64 LE | refs u32 LE
+ *   segs    key id u32 BE  value total u64 LE | live u64 LE
+ *   meta    key string     value u64 LE ("version", "recount")
+ *   kv.*    the side tables of cas_kv_* (kv.c)
+ */
+#include <errno.h>
+#include <stdio.h>
+
+#include "cas/cas_int.h"
+
+#define IDX_MAP_SIZE (256ull << 30) /* address space only; file grows */
+#define IDX_MAX_DBS 64
+
+int idx_err(int rc)
+{
+	switch (rc) {
+	case 0:
+		return 0;
+	case MDB_NOTFOUND:
+		return -ENOENT;
+	case MDB_MAP_FULL:
+	case MDB_TXN_FULL:
+		return -ENOSPC;
+	case MDB_CORRUPTED:
+	case MDB_PAGE_NOTFOUND:
+	case MDB_INVALID:
+		return -EIO;
+	case MDB_VERSION_MISMATCH:
+		return CAS_EVERSION;
+	default:
+		return rc < 0 ? rc : (rc < 30000 ? -rc : CAS_ELMDB);
+	}
+}
+
+int idx_open(struct cas_index *ix, const char *dir, bool create)
+{
+	MDB_txn *txn = NULL;
+	unsigned dbflags = create ? MDB_CREATE : 0;
+	int rc;
+
+	memset(ix, 0, sizeof(*ix));
+	rc = mdb_env_create(&ix->env);
+	if (rc)
+		return idx_err(rc);
+	mdb_env_set_mapsize(ix->env, IDX_MAP_SIZE);
+	mdb_env_set_maxdbs(ix->env, IDX_MAX_DBS);
+	mdb_env_set_maxreaders(ix->env, 510);
+	rc = mdb_env_open(ix->env, dir, MDB_NOTLS | MDB_NORDAHEAD, 0600);
+	if (rc)
+		goto fail;
+	rc = mdb_txn_begin(ix->env, NULL, 0, &txn);
+	if (rc)
+		goto fail;
+	rc = mdb_dbi_open(txn, "chunks", dbflags | MDB_DUPSORT | MDB_DUPFIXED,
+			  &ix->chunks);
+	if (!rc)
+		rc = mdb_dbi_open(txn, "segs", dbflags, &ix->segs);
+	if (!rc)
+		rc = mdb_dbi_open(txn, "meta", dbflags, &ix->meta);
+	if (rc) {
+		mdb_txn_abort(txn);
+		if (rc == MDB_NOTFOUND || rc == MDB_INCOMPATIBLE)
+			rc = CAS_EBADSTORE;
+		goto fail;
+	}
+	rc = mdb_txn_commit(txn);
+	if (rc)
+		goto fail;
+	return 0;
+fail:
+	mdb_env_close(ix->env);
+	ix->env = NULL;
+	return rc == CAS_EBADSTORE ? rc : idx_err(rc);
+}
+
+void idx_close(struct cas_index *ix)
+{
+	if (ix->env)
+		mdb_env_close(ix->env);
+	ix->env = NULL;
+}
+
+void idx_encode_val(uint8_t *v, const cas_name *n, uint64_t loc, uint32_t refs)
+{
+	memcpy(v, n->b + 1, CAS_NAME_SIZE - 1);
+	le64_put(v + 31, loc);
+	le32_put(v + 39, refs);
+}
+
+void idx_decode_val(uint8_t key0, const uint8_t *v, cas_name *n, uint64_t *loc,
+		    uint32_t *refs)
+{
+	if (n) {
+		n->b[0] = key0;
+		memcpy(n->b + 1, v, CAS_NAME_SIZE - 1);
+	}
+	if (loc)
+		*loc = le64_get(v + 31);
+	if (refs)
+		*refs = le32_get(v + 39);
+}
+
+/* Position cur on n's item.  0, -ENOENT, or an error. */
+static int idx_seek(MDB_cursor *cur, const cas_name *n, MDB_val *data)
+{
+	uint8_t probe[CHUNK_VAL_SIZE];
+	MDB_val key = {1, (void *)n->b};
+
+	memset(probe, 0, sizeof(probe));
+	memcpy(probe, n->b + 1, CAS_NAME_SIZE - 1);
+	data->mv_size = sizeof(probe);
+	data->mv_data = probe;
+	int rc = mdb_cursor_get(cur, &key, data, MDB_GET_BOTH_RANGE);
+	if (rc)
+		return idx_err(rc);
+	if (data->mv_size != CHUNK_VAL_SIZE)
+		return -EIO;
+	if (memcmp(data->mv_data, n->b + 1, CAS_NAME_SIZE - 1) != 0)
+		return -ENOENT;
+	return 0;
+}
+
+int idx_lookup(MDB_txn *txn, MDB_dbi dbi, const cas_name *n, uint64_t *loc,
+	       uint32_t *refs)
+{
+	MDB_cursor *cur;
+	MDB_val data;
+	int rc = mdb_cursor_open(txn, dbi, &cur);
+	if (rc)
+		return idx_err(rc);
+	rc = idx_seek(cur, n, &data);
+	if (!rc)
+		idx_decode_val(n->b[0], data.mv_data, NULL, loc, refs);
+	mdb_cursor_close(cur);
+	return rc;
+}
+
+int idx_put_chunk(MDB_txn *txn, MDB_dbi dbi, const cas_name *n, uint64_t loc,
+		  uint32_t refs)
+{
+	uint8_t v[CHUNK_VAL_SIZE];
+	MDB_val key = {1, (void *)n->b}, data = {sizeof(v), v};
+	idx_encode_val(v, n, loc, refs);
+	return idx_err(mdb_put(txn, dbi, &key, &data, MDB_NODUPDATA));
+}
+
+int idx_set_chunk(MDB_txn *txn, MDB_dbi dbi, const cas_name *n, uint64_t loc,
+		  uint32_t refs, bool del)
+{
+	MDB_cursor *cur;
+	MDB_val data;
+	int rc = mdb_cursor_open(txn, dbi, &cur);
+	if (rc)
+		return idx_err(rc);
+	rc = idx_seek(cur, n, &data);
+	if (!rc) {
+		if (del) {
+			rc = idx_err(mdb_cursor_del(cur, 0));
+		} else {
+			uint8_t v[CHUNK_VAL_SIZE];
+			MDB_val key = {1, (void *)n->b};
+			MDB_val nd = {sizeof(v), v};
+			idx_encode_val(v, n, loc, refs);
+			rc = idx_err(mdb_cursor_put(cur, &key, &nd,
+						    MDB_CURRENT));
+		}
+	}
+	mdb_cursor_close(cur);
+	return rc;
+}
+
+static void seg_key(uint8_t *k, uint32_t id)
+{
+	k[0] = (uint8_t)(id >> 24);
+	k[1] = (uint8_t)(id >> 16);
+	k[2] = (uint8_t)(id >> 8);
+	k[3] = (uint8_t)id;
+}
+
+int idx_seg_get(MDB_txn *txn, MDB_dbi dbi, uint32_t id, uint64_t *total,
+		uint64_t *live)
+{
+	uint8_t k[4];
+	MDB_val key = {4, k}, data;
+	seg_key(k, id);
+	int rc = mdb_get(txn, dbi, &key, &data);
+	if (rc)
+		return idx_err(rc);
+	if (data.mv_size != 16)
+		return -EIO;
+	*total = le64_get(data.mv_data);
+	*live = le64_get((uint8_t *)data.mv_data + 8);
+	return 0;
+}
+
+int idx_seg_put(MDB_txn *txn, MDB_dbi dbi, uint32_t id, uint64_t total,
+		uint64_t live)
+{
+	uint8_t k[4], v[16];
+	MDB_val key = {4, k}, data = {16, v};
+	seg_key(k, id);
+	le64_put(v, total);
+	le64_put(v + 8, live);
+	return idx_err(mdb_put(txn, dbi, &key, &data, 0));
+}
+
+int idx_seg_del(MDB_txn *txn, MDB_dbi dbi, uint32_t id)
+{
+	uint8_t k[4];
+	MDB_val key = {4, k};
+	seg_key(k, id);
+	int rc = mdb_del(txn, dbi, &key, NULL);
+	return rc == MDB_NOTFOUND ? 0 : idx_err(rc);
+}
+
+int idx_meta_get_u64(MDB_txn *txn, MDB_dbi dbi, const char *k, uint64_t *v)
+{
+	MDB_val key = {strlen(k), (void *)k}, data;
+	int rc = mdb_get(txn, dbi, &key, &data);
+	if (rc)
+		return idx_err(rc);
+	if (data.mv_size != 8)
+		return -EIO;
+	*v = le64_get(data.mv_data);
+	return 0;
+}
+
+int idx_meta_put_u64(MDB_txn *txn, MDB_dbi dbi, const char *k, uint64_t v)
+{
+	uint8_t b[8];
+	MDB_val key = {strlen(k), (void *)k}, data = {8, b};
+	le64_put(b, v);
+	return idx_err(mdb_put(txn, dbi, &key, &data, 0));
+}
