@@ -841,6 +841,12 @@ int cas_stat(cas *c, struct cas_stat *st)
 		st->refs += refs;
 		if (l.flags & REC_F_ZSTD)
 			st->compressed_chunks++;
+		if (refs && (l.flags & REC_F_NODE)) {
+			st->live_node_chunks++;
+		} else if (refs) {
+			st->live_data_chunks++;
+			st->data_stored_bytes += rec_padded(l.len);
+		}
 	}
 	mdb_cursor_close(cur);
 	st->raw_bytes = st->chunks * CAS_CHUNK_SIZE;

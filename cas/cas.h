@@ -222,6 +222,10 @@ struct cas_stat {
 	uint64_t raw_bytes;      /* chunks * CAS_CHUNK_SIZE */
 	uint64_t stored_bytes;   /* live record bytes in segments */
 	uint64_t compressed_chunks;
+	/* chunks with a count above zero, split by kind */
+	uint64_t live_data_chunks;
+	uint64_t live_node_chunks;
+	uint64_t data_stored_bytes; /* record bytes of the live data chunks */
 	uint64_t segment_files;
 	uint64_t segment_bytes;  /* size of all segment files */
 	uint64_t index_bytes;    /* LMDB pages in use (free pages excluded) */
