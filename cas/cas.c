@@ -253,6 +253,8 @@ int cas_open(const char *path, const struct cas_options *o, cas **out)
 		goto fail;
 	}
 	rc = idx_err(mdb_txn_begin(c->ix.env, NULL, MDB_RDONLY, &c->rtxn));
+	if (!rc)
+		rc = idx_err(mdb_cursor_open(c->rtxn, c->ix.chunks, &c->rcur));
 	if (rc)
 		goto fail;
 	pthread_mutex_init(&c->mu, NULL);
@@ -288,6 +290,8 @@ int cas_close(cas *c)
 	if (!c)
 		return 0;
 	int rc = cas_sync(c);
+	if (c->rcur)
+		mdb_cursor_close(c->rcur);
 	if (c->rtxn)
 		mdb_txn_abort(c->rtxn);
 	idx_close(&c->ix);
@@ -306,7 +310,8 @@ int cas_close(cas *c)
 int cas_renew_rtxn(cas *c)
 {
 	mdb_txn_reset(c->rtxn);
-	return idx_err(mdb_txn_renew(c->rtxn));
+	int rc = idx_err(mdb_txn_renew(c->rtxn));
+	return rc ? rc : idx_err(mdb_cursor_renew(c->rtxn, c->rcur));
 }
 
 /* ---- segment appends (writer) ---- */
@@ -315,6 +320,8 @@ int cas_flush_tail(cas *c)
 {
 	struct seg_set *s = &c->seg;
 	size_t done = 0;
+	if (s->tail_len == 0)
+		return 0;
 	while (done < s->tail_len) {
 		ssize_t n = pwrite(s->fds[s->active], s->tail + done,
 				   s->tail_len - done, (off_t)(s->flushed + done));
@@ -325,6 +332,10 @@ int cas_flush_tail(cas *c)
 		}
 		done += (size_t)n;
 	}
+	/* Start writeback now so the fdatasync at the next sync has less
+	 * to wait for (advisory: errors surface at that fdatasync). */
+	sync_file_range(s->fds[s->active], (off_t)s->flushed, (off_t)s->tail_len,
+			SYNC_FILE_RANGE_WRITE);
 	pthread_mutex_lock(&c->mu);
 	s->flushed += s->tail_len;
 	s->tail_len = 0;
@@ -398,7 +409,7 @@ static int pend_touch(cas *c, const cas_name *n, struct pend **out)
 	uint32_t refs;
 	struct pend *p = pend_find(&c->pend, n);
 	if (!p) {
-		int rc = idx_lookup(c->rtxn, c->ix.chunks, n, &loc, &refs);
+		int rc = idx_lookup_cur(c->rcur, n, &loc, &refs);
 		if (rc)
 			return rc;
 		pthread_mutex_lock(&c->mu);
@@ -706,6 +717,8 @@ int cas_commit_pending(cas *c, MDB_txn *txn)
 			v[n++] = &t->slots[i];
 	qsort(v, n, sizeof(*v), cmp_pend);
 
+	MDB_cursor *cur = NULL;
+	rc = idx_err(mdb_cursor_open(txn, c->ix.chunks, &cur));
 	for (size_t i = 0; i < n && !rc; i++) {
 		struct pend *p = v[i];
 		int64_t fin = pend_count(p);
@@ -719,14 +732,16 @@ int cas_commit_pending(cas *c, MDB_txn *txn)
 				sd[nsd++] = (struct seg_delta){l.seg, sz};
 			}
 		} else if (p->delta != 0) {
-			rc = idx_set_chunk(txn, c->ix.chunks, &p->name, p->loc,
-					   (uint32_t)fin, false);
+			rc = idx_set_chunk_cur(cur, &p->name, p->loc,
+					       (uint32_t)fin, false);
 			if (p->base == 0 && fin > 0)
 				sd[nsd++] = (struct seg_delta){l.seg, sz};
 			else if (p->base > 0 && fin == 0)
 				sd[nsd++] = (struct seg_delta){l.seg, -sz};
 		}
 	}
+	if (cur)
+		mdb_cursor_close(cur);
 	for (size_t k = 0; k < c->seg.ndirty; k++)
 		sd[nsd++] = (struct seg_delta){c->seg.dirty[k], 0};
 	if (!rc)

@@ -112,6 +112,10 @@ void idx_close(struct cas_index *ix);
 int idx_err(int mdb_rc); /* MDB error -> cas error */
 int idx_lookup(MDB_txn *txn, MDB_dbi dbi, const cas_name *n, uint64_t *loc,
 	       uint32_t *refs);
+int idx_lookup_cur(MDB_cursor *cur, const cas_name *n, uint64_t *loc,
+		   uint32_t *refs);
+int idx_set_chunk_cur(MDB_cursor *cur, const cas_name *n, uint64_t loc,
+		      uint32_t refs, bool del);
 int idx_put_chunk(MDB_txn *txn, MDB_dbi dbi, const cas_name *n, uint64_t loc,
 		  uint32_t refs);
 void idx_encode_val(uint8_t *v, const cas_name *n, uint64_t loc,
@@ -166,6 +170,7 @@ struct cas {
 	struct seg_set seg;
 	struct pend_table pend;
 	MDB_txn *rtxn;        /* writer's long-lived read transaction */
+	MDB_cursor *rcur;     /* ... and its cursor on the chunks table */
 	pthread_mutex_t mu;   /* pending table + tail buffer */
 	pthread_rwlock_t seg_lock;
 	struct kv_op *kv_ops; /* staged side-table writes, newest first */

@@ -118,7 +118,7 @@ static int compact_one(cas *c, const struct seg_victim *v, struct move **mv,
 			off += REC_ALIGN;
 			continue;
 		}
-		int lr = idx_lookup(c->rtxn, c->ix.chunks, &name, &packed, &refs);
+		int lr = idx_lookup_cur(c->rcur, &name, &packed, &refs);
 		loc_unpack(packed, &l);
 		if (lr == 0 && refs > 0 && l.seg == v->id && l.off == off) {
 			struct cas_loc nl = l;

@@ -135,17 +135,24 @@ static int idx_seek(MDB_cursor *cur, const cas_name *n, MDB_val *data)
 	return 0;
 }
 
+int idx_lookup_cur(MDB_cursor *cur, const cas_name *n, uint64_t *loc,
+		   uint32_t *refs)
+{
+	MDB_val data;
+	int rc = idx_seek(cur, n, &data);
+	if (!rc)
+		idx_decode_val(n->b[0], data.mv_data, NULL, loc, refs);
+	return rc;
+}
+
 int idx_lookup(MDB_txn *txn, MDB_dbi dbi, const cas_name *n, uint64_t *loc,
 	       uint32_t *refs)
 {
 	MDB_cursor *cur;
-	MDB_val data;
 	int rc = mdb_cursor_open(txn, dbi, &cur);
 	if (rc)
 		return idx_err(rc);
-	rc = idx_seek(cur, n, &data);
-	if (!rc)
-		idx_decode_val(n->b[0], data.mv_data, NULL, loc, refs);
+	rc = idx_lookup_cur(cur, n, loc, refs);
 	mdb_cursor_close(cur);
 	return rc;
 }
@@ -159,27 +166,30 @@ int idx_put_chunk(MDB_txn *txn, MDB_dbi dbi, const cas_name *n, uint64_t loc,
 	return idx_err(mdb_put(txn, dbi, &key, &data, MDB_NODUPDATA));
 }
 
+int idx_set_chunk_cur(MDB_cursor *cur, const cas_name *n, uint64_t loc,
+		      uint32_t refs, bool del)
+{
+	MDB_val data;
+	int rc = idx_seek(cur, n, &data);
+	if (rc)
+		return rc;
+	if (del)
+		return idx_err(mdb_cursor_del(cur, 0));
+	uint8_t v[CHUNK_VAL_SIZE];
+	MDB_val key = {1, (void *)n->b};
+	MDB_val nd = {sizeof(v), v};
+	idx_encode_val(v, n, loc, refs);
+	return idx_err(mdb_cursor_put(cur, &key, &nd, MDB_CURRENT));
+}
+
 int idx_set_chunk(MDB_txn *txn, MDB_dbi dbi, const cas_name *n, uint64_t loc,
 		  uint32_t refs, bool del)
 {
 	MDB_cursor *cur;
-	MDB_val data;
 	int rc = mdb_cursor_open(txn, dbi, &cur);
 	if (rc)
 		return idx_err(rc);
-	rc = idx_seek(cur, n, &data);
-	if (!rc) {
-		if (del) {
-			rc = idx_err(mdb_cursor_del(cur, 0));
-		} else {
-			uint8_t v[CHUNK_VAL_SIZE];
-			MDB_val key = {1, (void *)n->b};
-			MDB_val nd = {sizeof(v), v};
-			idx_encode_val(v, n, loc, refs);
-			rc = idx_err(mdb_cursor_put(cur, &key, &nd,
-						    MDB_CURRENT));
-		}
-	}
+	rc = idx_set_chunk_cur(cur, n, loc, refs, del);
 	mdb_cursor_close(cur);
 	return rc;
 }
