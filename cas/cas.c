@@ -900,7 +900,7 @@ const char *cas_strerror(int err)
 	case CAS_ELMDB:
 		return "unexpected LMDB error in the chunk index";
 	case CAS_EEXIST:
-		return "a chunk store already exists there";
+		return "a chunk store already exists there, or the directory is not empty";
 	case CAS_ELOCKED:
 		return "chunk store is in use by another process";
 	case -EIO:
