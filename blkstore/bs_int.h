@@ -53,6 +53,7 @@ struct bs_disk {
 	uint64_t size;         /* current size (resizes are committed at once) */
 	int64_t allocated;     /* current non-hole blocks */
 	uint64_t unflushed;    /* blocks written since the last commit */
+	uint64_t dirty_limit;  /* commit alone past this many unflushed */
 };
 
 struct bs_store {
@@ -62,6 +63,20 @@ struct bs_store {
 	struct bs_store_options opt;
 	struct bs_disk *open;
 };
+
+/* Hidden disks (names starting with '.') are the store's own: an import
+ * in progress is ".import-NAME", renamed at the end, removed at open if a
+ * crash left it. */
+#define BS_IMPORT_PREFIX ".import-"
+int bs_disk_open_parsed(bs_store *s, const char *disk, const char *snap,
+			bs_disk **out);
+int bs_disk_create_any(bs_store *s, const char *name, uint64_t size);
+int bs_disk_rename(bs_store *s, const char *from, const char *to);
+int bs_delete_any(bs_store *s, const char *disk);
+int bs_resize_any(bs_store *s, const char *name, uint64_t size, unsigned flags);
+int bs_drop_hidden(bs_store *s);
+int bs_disk_set_block(bs_disk *d, uint64_t blk, const cas_name *name);
+int bs_disk_bound_dirty(bs_disk *d);
 
 /* Commit one disk's map and record (no cas_sync). */
 int bs_disk_commit(struct bs_disk *d);

@@ -25,9 +25,14 @@ static int size_ok(uint64_t size)
 
 int bs_disk_create(bs_store *s, const char *name, uint64_t size)
 {
-	struct bs_rec rec;
 	if (!bs_name_valid(name))
 		return BS_EBADNAME;
+	return bs_disk_create_any(s, name, size);
+}
+
+int bs_disk_create_any(bs_store *s, const char *name, uint64_t size)
+{
+	struct bs_rec rec;
 	if (!size_ok(size))
 		return BS_EBADSIZE;
 	int rc = bs_cat_get(s, name, NULL, &rec);
@@ -125,6 +130,8 @@ int bs_clone(bs_store *s, const char *src, const char *newdisk)
 	return cas_sync(s->c);
 }
 
+static int delete_parsed(bs_store *s, const char *disk, const char *snap);
+
 struct snap_probe {
 	const char *disk;
 	size_t len;
@@ -148,11 +155,69 @@ static int probe_snap(void *arg, const void *k, size_t klen, const void *v,
 int bs_delete(bs_store *s, const char *spec)
 {
 	char disk[BS_NAME_MAX + 1], snap[BS_NAME_MAX + 1];
-	struct bs_rec rec;
 	int rc = bs_spec_parse(spec, disk, snap);
-	if (rc)
-		return rc;
-	rc = bs_cat_get(s, disk, snap, &rec);
+	return rc ? rc : delete_parsed(s, disk, snap);
+}
+
+int bs_delete_any(bs_store *s, const char *disk)
+{
+	return delete_parsed(s, disk, "");
+}
+
+int bs_disk_rename(bs_store *s, const char *from, const char *to)
+{
+	struct bs_rec rec;
+	if (bs_find_open(s, from, ""))
+		return BS_EBUSY;
+	int rc = bs_cat_get(s, from, NULL, &rec);
+	if (!rc)
+		rc = bs_cat_put(s, to, NULL, &rec);
+	if (!rc)
+		rc = bs_cat_del(s, from, NULL);
+	return rc ? rc : cas_sync(s->c); /* one transaction: both or none */
+}
+
+static int drop_collect(void *arg, const void *k, size_t klen, const void *v,
+			size_t vlen)
+{
+	char (*names)[BS_NAME_MAX + 1] = arg;
+	size_t pl = strlen(BS_IMPORT_PREFIX);
+	(void)v;
+	(void)vlen;
+	if (klen > pl && klen <= BS_NAME_MAX && !memcmp(k, BS_IMPORT_PREFIX, pl)) {
+		for (int i = 0; i < 16; i++)
+			if (!names[i][0]) {
+				memcpy(names[i], k, klen);
+				names[i][klen] = 0;
+				return 0;
+			}
+		return 1; /* 16 at a time */
+	}
+	return 0;
+}
+
+int bs_drop_hidden(bs_store *s)
+{
+	char names[16][BS_NAME_MAX + 1];
+	int rc;
+	do {
+		memset(names, 0, sizeof(names));
+		rc = cas_kv_foreach(s->c, BS_TABLE_DISKS, drop_collect, names);
+		if (rc < 0)
+			return rc;
+		for (int i = 0; i < 16 && names[i][0]; i++) {
+			int r = bs_delete_any(s, names[i]);
+			if (r)
+				return r;
+		}
+	} while (names[0][0]);
+	return 0;
+}
+
+static int delete_parsed(bs_store *s, const char *disk, const char *snap)
+{
+	struct bs_rec rec;
+	int rc = bs_cat_get(s, disk, snap, &rec);
 	if (rc)
 		return rc;
 	if (bs_find_open(s, disk, snap))
@@ -245,6 +310,8 @@ int bs_list(bs_store *s, bs_list_fn fn, void *arg)
 	for (size_t i = 0; i < disks.n && !rc; i++) {
 		const char *name = disks.v[i].key;
 		size_t len = strlen(name);
+		if (name[0] == '.')
+			continue; /* the store's own, e.g. an import in progress */
 		fill_info(s, name, NULL, &disks.v[i].rec, &info);
 		rc = fn(arg, &info);
 		for (size_t j = 0; j < snaps.n && !rc; j++) {
@@ -278,13 +345,18 @@ static int count_tail(void *arg, uint64_t first, uint64_t count)
 
 int bs_resize(bs_store *s, const char *name, uint64_t size, unsigned flags)
 {
-	bs_disk *d;
-	uint8_t blk[BS_BLOCK_SIZE];
 	if (!bs_name_valid(name))
 		return BS_EBADNAME;
+	return bs_resize_any(s, name, size, flags);
+}
+
+int bs_resize_any(bs_store *s, const char *name, uint64_t size, unsigned flags)
+{
+	bs_disk *d;
+	uint8_t blk[BS_BLOCK_SIZE];
 	if (!size_ok(size))
 		return BS_EBADSIZE;
-	int rc = bs_disk_open(s, name, &d);
+	int rc = bs_disk_open_parsed(s, name, "", &d);
 	if (rc)
 		return rc;
 	rc = bs_disk_commit(d);

@@ -26,10 +26,15 @@ struct bs_disk *bs_find_open(bs_store *s, const char *disk, const char *snap)
 int bs_disk_open(bs_store *s, const char *spec, bs_disk **out)
 {
 	char disk[BS_NAME_MAX + 1], snap[BS_NAME_MAX + 1];
-	struct bs_rec rec;
 	int rc = bs_spec_parse(spec, disk, snap);
-	if (rc)
-		return rc;
+	return rc ? rc : bs_disk_open_parsed(s, disk, snap, out);
+}
+
+int bs_disk_open_parsed(bs_store *s, const char *disk, const char *snap,
+			bs_disk **out)
+{
+	struct bs_rec rec;
+	int rc;
 	struct bs_disk *d = bs_find_open(s, disk, snap);
 	if (d) {
 		d->users++;
@@ -49,6 +54,7 @@ int bs_disk_open(bs_store *s, const char *spec, bs_disk **out)
 	d->rec = rec;
 	d->size = rec.size;
 	d->allocated = (int64_t)rec.allocated;
+	d->dirty_limit = s->opt.dirty_limit;
 	/* A disk's map holds the disk's root reference.  A snapshot's map
 	 * holds one of its own (the snapshot keeps the catalogue's). */
 	if (d->ro && (rc = cas_ref(s->c, &rec.root)) < 0)
@@ -172,33 +178,47 @@ int bs_disk_read(bs_disk *d, void *buf, uint64_t len, uint64_t off)
 	return rc;
 }
 
-/* Put one whole block's new content into the map. */
-static int set_block(bs_disk *d, uint64_t blk, const void *data)
+/* Make block 'blk' name 'name', whose reference the caller holds (none
+ * for the hole) and hands over. */
+int bs_disk_set_block(bs_disk *d, uint64_t blk, const cas_name *name)
 {
-	cas_name old, name;
+	cas_name old;
 	int rc = px_map_lookup(d->m, blk, &old);
-	if (rc)
-		return rc;
-	if (data) {
-		rc = cas_put(d->s->c, data, 0, &name);
-		if (rc < 0)
-			return rc;
-	} else {
-		name = CAS_HOLE;
-	}
-	if (!memcmp(old.b, name.b, CAS_NAME_SIZE)) {
-		/* Same content: drop the put's extra reference. */
-		rc = cas_name_is_hole(&name) ? 0 : cas_unref(d->s->c, &name);
+	if (!rc && !memcmp(old.b, name->b, CAS_NAME_SIZE)) {
+		/* Same content: drop the extra reference. */
+		rc = cas_name_is_hole(name) ? 0 : cas_unref(d->s->c, name);
 		return rc < 0 ? rc : 0;
 	}
-	rc = px_map_update(d->m, blk, &name);
+	if (!rc)
+		rc = px_map_update(d->m, blk, name);
 	if (rc) {
-		cas_unref(d->s->c, &name);
+		cas_unref(d->s->c, name);
 		return rc;
 	}
-	d->allocated += cas_name_is_hole(&old) - cas_name_is_hole(&name);
+	d->allocated += cas_name_is_hole(&old) - cas_name_is_hole(name);
 	d->unflushed++;
 	return 0;
+}
+
+/* Put one whole block's new content (NULL: zeros) into the map. */
+static int set_block(bs_disk *d, uint64_t blk, const void *data)
+{
+	cas_name name = CAS_HOLE;
+	if (data) {
+		int rc = cas_put(d->s->c, data, 0, &name);
+		if (rc < 0)
+			return rc;
+	}
+	return bs_disk_set_block(d, blk, &name);
+}
+
+/* Commit this disk alone once it holds dirty_limit unflushed blocks. */
+int bs_disk_bound_dirty(bs_disk *d)
+{
+	if (d->unflushed < d->dirty_limit)
+		return 0;
+	int rc = bs_disk_commit(d);
+	return rc ? rc : cas_sync(d->s->c);
 }
 
 /* Write (data != NULL) or zero (data == NULL) a byte range. */
@@ -237,13 +257,8 @@ static int modify(bs_disk *d, const uint8_t *data, uint64_t len, uint64_t off)
 		off += take;
 		len -= take;
 	}
-	if (!rc && d->unflushed >= d->s->opt.dirty_limit) {
-		/* Bound what a crash can lose: commit this disk now. */
-		rc = bs_disk_commit(d);
-		if (!rc)
-			rc = cas_sync(d->s->c);
-	}
-	return rc;
+	/* Bound what a crash can lose. */
+	return rc ? rc : bs_disk_bound_dirty(d);
 }
 
 int bs_disk_write(bs_disk *d, const void *buf, uint64_t len, uint64_t off)

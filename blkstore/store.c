@@ -227,6 +227,8 @@ int bs_store_open(const char *path, const struct bs_store_options *o,
 	if (rc)
 		goto fail;
 	rc = px_cache_create(s->opt.cache_nodes, &s->pc);
+	if (!rc)
+		rc = bs_drop_hidden(s); /* imports a crash interrupted */
 	if (rc)
 		goto fail;
 	*out = s;

@@ -9,6 +9,8 @@
  * diff and usage walk only the subtrees whose names differ.
  */
 #include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -16,7 +18,9 @@
 
 #include "blkstore/bs_int.h"
 
-#define XFER_BUF (1u << 20)
+#define XFER_BUF (4u << 20)
+#define XFER_BLOCKS (XFER_BUF / BS_BLOCK_SIZE)
+#define MAX_THREADS 8
 /* A stream of unknown length is imported into a disk this large (holes
  * cost nothing) and shrunk to what arrived. */
 #define STREAM_SIZE (1ull << 50)
@@ -37,9 +41,80 @@ static int read_full(int fd, uint8_t *buf, size_t len, size_t *got)
 	return 0;
 }
 
-static int import_regular(bs_disk *d, int fd, uint64_t total, uint8_t *buf,
+/*
+ * Import is bound by hashing (and compressing) every block, which the
+ * chunk store lets any thread do (cas_prepare); only the store and map
+ * updates run on this, the writer, thread.  So each batch is prepared by
+ * every core at once, then applied in order.
+ */
+struct prep_job {
+	cas *c;
+	const uint8_t *buf;
+	struct cas_prepared *p;
+	size_t first, count;
+};
+
+static void *prep_run(void *arg)
+{
+	struct prep_job *j = arg;
+	for (size_t i = j->first; i < j->first + j->count; i++)
+		cas_prepare(j->c, j->buf + i * BS_BLOCK_SIZE, 0, &j->p[i]);
+	return NULL;
+}
+
+struct importer {
+	bs_disk *d;
+	uint8_t *buf;
+	struct cas_prepared *prep;
+	int threads;
+};
+
+/* Write n bytes of buf at pos (a block boundary). */
+static int import_batch(struct importer *im, size_t n, uint64_t pos)
+{
+	struct prep_job jobs[MAX_THREADS];
+	pthread_t tid[MAX_THREADS];
+	size_t blocks = n / BS_BLOCK_SIZE, per = (blocks + im->threads - 1) / im->threads;
+	int started = 0, rc = 0;
+	cas *c = bs_store_cas(im->d->s);
+
+	for (int t = 0; t < im->threads; t++) {
+		size_t first = (size_t)t * per;
+		jobs[t] = (struct prep_job){c, im->buf, im->prep, first,
+					    first >= blocks ? 0
+					    : (blocks - first < per ? blocks - first : per)};
+	}
+	for (int t = 1; t < im->threads; t++)
+		if (jobs[t].count && !pthread_create(&tid[t], NULL, prep_run, &jobs[t]))
+			started |= 1 << t;
+		else
+			prep_run(&jobs[t]);
+	prep_run(&jobs[0]);
+	for (int t = 1; t < im->threads; t++)
+		if (started & (1 << t))
+			pthread_join(tid[t], NULL);
+	uint64_t blk = pos / BS_BLOCK_SIZE;
+	for (size_t i = 0; i < blocks && !rc; i++) {
+		const struct cas_prepared *p = &im->prep[i];
+		cas_name name = p->name;
+		if (!cas_name_is_hole(&name)) {
+			rc = cas_put_prepared(c, p, im->buf + i * BS_BLOCK_SIZE);
+			if (rc < 0)
+				break;
+			rc = 0;
+		}
+		rc = bs_disk_set_block(im->d, blk + i, &name);
+	}
+	if (!rc && n % BS_BLOCK_SIZE)
+		rc = bs_disk_write(im->d, im->buf + blocks * BS_BLOCK_SIZE,
+				   n % BS_BLOCK_SIZE, pos + blocks * BS_BLOCK_SIZE);
+	return rc ? rc : bs_disk_bound_dirty(im->d);
+}
+
+static int import_regular(struct importer *im, int fd, uint64_t total,
 			  bs_progress_fn fn, void *arg)
 {
+	uint8_t *buf = im->buf;
 	uint64_t pos = 0;
 	int rc = 0;
 	while (pos < total && !rc) {
@@ -65,7 +140,7 @@ static int import_regular(bs_disk *d, int fd, uint64_t total, uint8_t *buf,
 				rc = n < 0 ? -errno : -EIO;
 				break;
 			}
-			rc = bs_disk_write(d, buf, (uint64_t)n, pos);
+			rc = import_batch(im, (size_t)n, pos);
 			pos += (uint64_t)n;
 			if (fn)
 				fn(arg, pos, total);
@@ -91,25 +166,46 @@ int bs_import(bs_store *s, const char *disk, int fd, bs_progress_fn fn,
 	} else {
 		size = STREAM_SIZE;
 	}
-	rc = bs_disk_create(s, disk, size);
+	/* Atomic: the image goes into a hidden disk, renamed when complete
+	 * (a crash leaves the hidden disk, removed at the next open).  So
+	 * no intermediate commit is needed for safety: only to bound
+	 * memory, every 1 GiB. */
+	char tmp[BS_NAME_MAX + 16];
+	struct bs_rec exist;
+	if (!bs_name_valid(disk))
+		return BS_EBADNAME;
+	rc = bs_cat_get(s, disk, NULL, &exist);
+	if (rc != BS_ENODISK)
+		return rc ? rc : BS_EEXIST;
+	snprintf(tmp, sizeof(tmp), BS_IMPORT_PREFIX "%s", disk);
+	bs_delete_any(s, tmp);
+	rc = bs_disk_create_any(s, tmp, size);
 	if (rc)
 		return rc;
-	uint8_t *buf = malloc(XFER_BUF);
-	rc = buf ? bs_disk_open(s, disk, &d) : -ENOMEM;
+	struct importer im = {0};
+	long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+	im.threads = ncpu < 1 ? 1 : (ncpu > MAX_THREADS ? MAX_THREADS : (int)ncpu);
+	im.buf = malloc(XFER_BUF);
+	im.prep = malloc(XFER_BLOCKS * sizeof(*im.prep));
+	uint8_t *buf = im.buf;
+	rc = buf && im.prep ? bs_disk_open_parsed(s, tmp, "", &d) : -ENOMEM;
 	if (rc) {
 		free(buf);
-		bs_delete(s, disk);
+		free(im.prep);
+		bs_delete_any(s, tmp);
 		return rc;
 	}
+	im.d = d;
+	d->dirty_limit = (1ull << 30) / BS_BLOCK_SIZE;
 	if (regular) {
-		rc = import_regular(d, fd, total, buf, fn, arg);
+		rc = import_regular(&im, fd, total, fn, arg);
 	} else {
 		uint64_t pos = 0;
 		size_t got;
 		do {
 			rc = read_full(fd, buf, XFER_BUF, &got);
 			if (!rc && got)
-				rc = bs_disk_write(d, buf, got, pos);
+				rc = import_batch(&im, got, pos);
 			pos += got;
 			if (fn && !rc)
 				fn(arg, pos, 0);
@@ -118,14 +214,17 @@ int bs_import(bs_store *s, const char *disk, int fd, bs_progress_fn fn,
 	}
 	int rc2 = bs_disk_close(d);
 	free(buf);
+	free(im.prep);
 	if (!rc)
 		rc = rc2;
 	if (!rc && !regular) {
 		uint64_t final = (total + BS_SECTOR - 1) / BS_SECTOR * BS_SECTOR;
-		rc = final ? bs_resize(s, disk, final, 0) : BS_EBADSIZE;
+		rc = final ? bs_resize_any(s, tmp, final, 0) : BS_EBADSIZE;
 	}
+	if (!rc)
+		rc = bs_disk_rename(s, tmp, disk);
 	if (rc)
-		bs_delete(s, disk); /* a failed import leaves nothing */
+		bs_delete_any(s, tmp); /* a failed import leaves nothing */
 	return rc;
 }
 

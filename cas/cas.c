@@ -24,6 +24,9 @@
 #include "cas/cas_int.h"
 
 #define TAIL_CAP (1u << 20)
+
+_Static_assert(sizeof(((struct cas_prepared *)0)->rec) >= REC_MAX_SIZE,
+	       "cas_prepared.rec must hold a whole record");
 #define FORMAT_VERSION 1u
 
 void cas_options_default(struct cas_options *o)
@@ -446,8 +449,8 @@ static int pend_add(cas *c, struct pend *p, int d)
 	return now > INT32_MAX ? INT32_MAX : (int)now;
 }
 
-int cas_put_named(cas *c, const cas_name *name, const void *data,
-		  unsigned flags)
+static int put_common(cas *c, const cas_name *name, const void *data,
+		      unsigned flags, const uint8_t *rec, uint32_t padded)
 {
 	struct pend *p;
 	struct cas_loc loc;
@@ -464,11 +467,18 @@ int cas_put_named(cas *c, const cas_name *name, const void *data,
 	if (rc != -ENOENT)
 		return rc;
 
-	int level = (flags & CAS_PUT_NOCOMPRESS) ? 0 : c->opt.compress_level;
-	uint32_t padded = rec_build(c->rec_buf, name, data, level,
-				    (flags & CAS_PUT_NODE) ? REC_F_NODE : 0,
-				    &loc);
-	rc = cas_append_record(c, c->rec_buf, padded, &loc);
+	if (!rec) {
+		int level = (flags & CAS_PUT_NOCOMPRESS) ? 0
+							 : c->opt.compress_level;
+		padded = rec_build(c->rec_buf, name, data, level,
+				   (flags & CAS_PUT_NODE) ? REC_F_NODE : 0, &loc);
+		rec = c->rec_buf;
+	}
+	/* The record header holds the length and flags the index needs. */
+	loc.len = (uint16_t)(le16_get(rec + 6) ? le16_get(rec + 6)
+					       : CAS_CHUNK_SIZE);
+	loc.flags = rec[5] & (REC_F_ZSTD | REC_F_NODE);
+	rc = cas_append_record(c, rec, padded, &loc);
 	if (rc)
 		return rc;
 	pthread_mutex_lock(&c->mu);
@@ -479,6 +489,36 @@ int cas_put_named(cas *c, const cas_name *name, const void *data,
 	}
 	pthread_mutex_unlock(&c->mu);
 	return p ? 1 : -ENOMEM;
+}
+
+int cas_put_named(cas *c, const cas_name *name, const void *data,
+		  unsigned flags)
+{
+	return put_common(c, name, data, flags, NULL, 0);
+}
+
+int cas_prepare(cas *c, const void *data, unsigned flags,
+		struct cas_prepared *p)
+{
+	struct cas_loc loc;
+	if (flags & CAS_PUT_NODE)
+		cas_hash_node(data, &p->name);
+	else
+		cas_hash(data, &p->name);
+	p->flags = flags;
+	p->size = 0;
+	if (cas_name_is_hole(&p->name) || cas_lookup(c, &p->name, NULL) == 0)
+		return 0; /* nothing to store, or already stored: no work */
+	int level = (flags & CAS_PUT_NOCOMPRESS) ? 0 : c->opt.compress_level;
+	p->size = rec_build(p->rec, &p->name, data, level,
+			    (flags & CAS_PUT_NODE) ? REC_F_NODE : 0, &loc);
+	return 0;
+}
+
+int cas_put_prepared(cas *c, const struct cas_prepared *p, const void *data)
+{
+	return put_common(c, &p->name, data, p->flags, p->size ? p->rec : NULL,
+			  p->size);
 }
 
 int cas_put(cas *c, const void *data, unsigned flags, cas_name *name)

@@ -122,6 +122,24 @@ int cas_put(cas *c, const void *data, unsigned flags, cas_name *name);
 int cas_put_named(cas *c, const cas_name *name, const void *data,
 		  unsigned flags);
 
+/*
+ * Split put for many threads: cas_prepare() does the expensive part
+ * (hashing, and compressing unless the chunk is already stored) on any
+ * thread; cas_put_prepared() then stores it on the writer thread, with
+ * the same result as cas_put().  'data' must still hold the content at
+ * put time (it is used if the chunk vanished in between).  The fields
+ * after 'name' belong to the store.
+ */
+struct cas_prepared {
+	cas_name name;
+	uint32_t size;  /* record bytes ready in rec; 0 if none */
+	uint32_t flags; /* the put flags */
+	uint8_t rec[64 + CAS_CHUNK_SIZE];
+};
+int cas_prepare(cas *c, const void *data, unsigned flags,
+		struct cas_prepared *p);
+int cas_put_prepared(cas *c, const struct cas_prepared *p, const void *data);
+
 /* Add / drop one reference; returns the new count (>= 0).  -ENOENT if the
  * chunk is not stored, CAS_EREFCOUNT on an unref below zero.  The hole is
  * accepted and ignored (returns 0).  Updates are batched and coalesced in
