@@ -346,11 +346,40 @@ int cas_flush_tail(cas *c)
 	return 0;
 }
 
+/* The next segment id: ids grow until CAS_SEG_MAX_ID, then the lowest
+ * id that neither the index nor the directory uses is taken again. */
+static int seg_next_id(cas *c, uint32_t *out)
+{
+	struct seg_set *s = &c->seg;
+	if (s->next_id > CAS_SEG_MAX_ID)
+		s->ids_wrapped = true;
+	if (!s->ids_wrapped) {
+		*out = s->next_id++;
+		return 0;
+	}
+	for (uint32_t id = 1; id <= CAS_SEG_MAX_ID; id++) {
+		char name[32];
+		uint64_t total, live;
+		if (id < s->nfds && s->fds[id] >= 0)
+			continue;
+		if (idx_seg_get(c->rtxn, c->ix.segs, id, &total, &live) != -ENOENT)
+			continue;
+		snprintf(name, sizeof(name), "%06u.seg", id);
+		if (faccessat(s->dirfd, name, F_OK, 0) == 0)
+			continue;
+		*out = id;
+		return 0;
+	}
+	return -ENOSPC; /* a million live segments of 64 MiB */
+}
+
 static int seg_roll(cas *c)
 {
 	struct seg_set *s = &c->seg;
-	uint32_t id = s->next_id;
-	int rc;
+	uint32_t id;
+	int rc = seg_next_id(c, &id);
+	if (rc)
+		return rc;
 
 	if (s->active) {
 		rc = cas_flush_tail(c);
@@ -362,7 +391,6 @@ static int seg_roll(cas *c)
 	pthread_rwlock_unlock(&c->seg_lock);
 	if (rc)
 		return rc;
-	s->next_id++;
 	rc = seg_mark_dirty(s, id);
 	if (rc)
 		return rc;

@@ -47,10 +47,10 @@ static inline uint32_t rec_padded(uint32_t stored_len)
 	return (REC_HDR_SIZE + stored_len + REC_ALIGN - 1) & ~(REC_ALIGN - 1);
 }
 
-/* A chunk's location, packed into 64 bits for the index:
+/* A chunk's location, packed into 56 bits (7 bytes) for the index:
  *   bits  0-11 stored_len - 1   bit 12 zstd   bit 13 node
  *   bits 14-35 offset / 16 (so segments are at most 64 MiB)
- *   bits 36-63 segment id */
+ *   bits 36-55 segment id (ids are reused once free: see seg_next_id) */
 struct cas_loc {
 	uint32_t seg;
 	uint32_t off;
@@ -58,6 +58,7 @@ struct cas_loc {
 	uint8_t flags;
 };
 #define CAS_SEG_MAX_BYTES (64ull << 20)
+#define CAS_SEG_MAX_ID ((1u << 20) - 1)
 uint64_t loc_pack(const struct cas_loc *l);
 void loc_unpack(uint64_t v, struct cas_loc *l);
 
@@ -100,7 +101,7 @@ struct pend *pend_insert(struct pend_table *t, const cas_name *n);
 void pend_clear(struct pend_table *t);
 
 /* ---- index.c: the LMDB index ---- */
-#define CHUNK_VAL_SIZE 43u /* name[1..32) + loc u64 + refs u32 */
+#define CHUNK_VAL_SIZE 42u /* name[1..32) + loc (7 bytes) + refs u32 */
 struct cas_index {
 	MDB_env *env;
 	MDB_dbi chunks; /* DUPSORT|DUPFIXED: key name[0], value CHUNK_VAL */
@@ -148,6 +149,7 @@ struct seg_set {
 	size_t ndirty, dirty_cap;
 	bool dir_dirty;     /* a segment file was created: fsync the dir */
 	uint32_t next_id;
+	bool ids_wrapped;   /* next_id passed CAS_SEG_MAX_ID: look for gaps */
 };
 int seg_open_dir(struct seg_set *s, const char *dir);
 void seg_close_all(struct seg_set *s);

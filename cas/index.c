@@ -7,13 +7,13 @@
  * costs about 80 bytes per chunk (32-byte key + node header + value, pages
  * ~70% full after random inserts).  Instead the "chunks" table is
  * DUPSORT|DUPFIXED under 256 one-byte keys (the name's first byte): each
- * chunk is one fixed 43-byte item (the other 31 name bytes, the packed
- * location, the count) packed with no per-item header in LMDB's LEAF2
- * pages.  Lookups are MDB_GET_BOTH_RANGE on the name prefix of the item;
+ * chunk is one fixed 42-byte item (the other 31 name bytes, the 7-byte
+ * packed location, the count) packed with no per-item header in LMDB's
+ * LEAF2 pages.  Lookups are MDB_GET_BOTH_RANGE on the name prefix of the item;
  * names are unique so updates keep the item's sort position (MDB_CURRENT).
  *
  * Tables:
- *   chunks  key name[0]  item name[1..32) | loc u64 LE | refs u32 LE
+ *   chunks  key name[0]  item name[1..32) | loc 7 bytes LE | refs u32 LE
  *   segs    key id u32 BE  value total u64 LE | live u64 LE
  *   meta    key string     value u64 LE ("version", "recount")
  *   kv.*    the side tables of cas_kv_* (kv.c)
@@ -98,8 +98,9 @@ void idx_close(struct cas_index *ix)
 void idx_encode_val(uint8_t *v, const cas_name *n, uint64_t loc, uint32_t refs)
 {
 	memcpy(v, n->b + 1, CAS_NAME_SIZE - 1);
-	le64_put(v + 31, loc);
-	le32_put(v + 39, refs);
+	for (int i = 0; i < 7; i++)
+		v[31 + i] = (uint8_t)(loc >> (8 * i));
+	le32_put(v + 38, refs);
 }
 
 void idx_decode_val(uint8_t key0, const uint8_t *v, cas_name *n, uint64_t *loc,
@@ -109,10 +110,14 @@ void idx_decode_val(uint8_t key0, const uint8_t *v, cas_name *n, uint64_t *loc,
 		n->b[0] = key0;
 		memcpy(n->b + 1, v, CAS_NAME_SIZE - 1);
 	}
-	if (loc)
-		*loc = le64_get(v + 31);
+	if (loc) {
+		uint64_t l = 0;
+		for (int i = 0; i < 7; i++)
+			l |= (uint64_t)v[31 + i] << (8 * i);
+		*loc = l;
+	}
 	if (refs)
-		*refs = le32_get(v + 39);
+		*refs = le32_get(v + 38);
 }
 
 /* Position cur on n's item.  0, -ENOENT, or an error. */

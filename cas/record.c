@@ -31,7 +31,7 @@ void loc_unpack(uint64_t v, struct cas_loc *l)
 	l->len = (uint16_t)((v & 0xfff) + 1);
 	l->flags = (uint8_t)((v >> 12) & 3);
 	l->off = (uint32_t)(((v >> 14) & 0x3fffff) << 4);
-	l->seg = (uint32_t)(v >> 36);
+	l->seg = (uint32_t)((v >> 36) & CAS_SEG_MAX_ID);
 }
 
 void seg_hdr_encode(uint8_t *hdr, uint32_t seg_id)
