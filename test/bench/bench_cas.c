@@ -85,7 +85,7 @@ static double mbps(uint64_t bytes, double secs)
 
 static struct {
 	uint8_t *buf;
-	size_t n, max;   /* blocks held / wanted (this root) */
+	size_t n, max; /* blocks held / wanted (this root) */
 } blk;
 
 static int is_zero(const uint8_t *p)
@@ -132,7 +132,7 @@ static int load_file(const char *path, const struct stat *sb, int type,
  * the other). */
 static size_t load_blocks(uint64_t bytes)
 {
-	const char *roots[] = { "/usr/lib/x86_64-linux-gnu", "/usr/share" };
+	const char *roots[] = {"/usr/lib/x86_64-linux-gnu", "/usr/share"};
 	size_t want = bytes / BS;
 
 	blk.buf = aligned_alloc(4096, want * BS);
@@ -206,8 +206,7 @@ static char *fresh_dir(const char *base)
 	return p;
 }
 
-static int rm_one(const char *p, const struct stat *sb, int t,
-		  struct FTW *f)
+static int rm_one(const char *p, const struct stat *sb, int t, struct FTW *f)
 {
 	(void)sb;
 	(void)t;
@@ -388,18 +387,34 @@ int main(int argc, char **argv)
 	int opt;
 
 	cas_options_default(&def);
-	g = (struct cfg){ .mib = 64, .reps = 5, .level = def.compress_level,
-			  .dir = getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp",
-			  .index_chunks = 1000000, .levels = NULL };
+	g = (struct cfg){.mib = 64,
+			 .reps = 5,
+			 .level = def.compress_level,
+			 .dir = getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp",
+			 .index_chunks = 1000000,
+			 .levels = NULL};
 	while ((opt = getopt(argc, argv, "n:r:l:d:i:L:h")) != -1) {
 		switch (opt) {
-		case 'n': g.mib = strtoull(optarg, NULL, 0); break;
-		case 'r': g.reps = atoi(optarg); break;
-		case 'l': g.level = atoi(optarg); break;
-		case 'd': g.dir = optarg; break;
-		case 'i': g.index_chunks = strtoull(optarg, NULL, 0); break;
-		case 'L': g.levels = optarg; break;
-		default: usage();
+		case 'n':
+			g.mib = strtoull(optarg, NULL, 0);
+			break;
+		case 'r':
+			g.reps = atoi(optarg);
+			break;
+		case 'l':
+			g.level = atoi(optarg);
+			break;
+		case 'd':
+			g.dir = optarg;
+			break;
+		case 'i':
+			g.index_chunks = strtoull(optarg, NULL, 0);
+			break;
+		case 'L':
+			g.levels = optarg;
+			break;
+		default:
+			usage();
 		}
 	}
 	if (!g.mib || g.reps < 1 || g.reps > MAX_REPS)
@@ -443,7 +458,7 @@ int main(int argc, char **argv)
 	}
 	double t_pu[MAX_REPS], t_pd[MAX_REPS], t_g[MAX_REPS], t_gv[MAX_REPS],
 		t_pr[MAX_REPS];
-	struct store_res res = { 0 };
+	struct store_res res = {0};
 	for (int k = 0; k < g.reps; k++) {
 		store_rep(&g, n, names, order, &res);
 		t_pu[k] = res.put_unique;
@@ -462,13 +477,13 @@ int main(int argc, char **argv)
 	const double gv = mbps(bytes, median(t_gv, g.reps));
 	const double pr = mbps(bytes, median(t_pr, g.reps));
 	const double zratio = (double)bytes / (double)zstored;
-	const double sratio = res.stored ?
-		(double)res.chunks * BS / (double)res.stored : 0;
+	const double sratio =
+		res.stored ? (double)res.chunks * BS / (double)res.stored : 0;
 	const double idx_small =
 		res.chunks ? (double)res.index_bytes / (double)res.chunks : 0;
 
 	/* Index at scale. */
-	struct cas_stat ist = { 0 };
+	struct cas_stat ist = {0};
 	double t_idx = 0;
 	if (g.index_chunks)
 		t_idx = index_scale(&g, g.index_chunks, &ist);
@@ -494,9 +509,8 @@ int main(int argc, char **argv)
 	printf("%-40s %10.1f\n", "index bytes / chunk (this set)", idx_small);
 	if (g.index_chunks)
 		printf("%-31s %8llu %10.1f  (%.1f s, %.0f puts/s)\n",
-		       "index bytes / chunk at",
-		       (unsigned long long)ist.chunks, idx_big, t_idx,
-		       (double)g.index_chunks / t_idx);
+		       "index bytes / chunk at", (unsigned long long)ist.chunks,
+		       idx_big, t_idx, (double)g.index_chunks / t_idx);
 
 	printf("{\"bench\":\"cas\",\"blocks\":%zu,\"bytes\":%llu,\"reps\":%d,"
 	       "\"level\":%d,\"sha_mbps\":%.1f,\"zstd_mbps\":%.1f,"

@@ -9,6 +9,8 @@
  *    cas_hash), the all-zero chunk is CAS_HOLE and is never stored; the hex
  *    form round trips and rejects anything but 64 hex digits;
  *  - dedup: the same content is stored once and only its count grows;
+ *  - split put: cas_prepare on any thread + cas_put_prepared give what
+ *    cas_put gives, also when the chunk appears or vanishes in between;
  *  - compression: compressible chunks are stored smaller, incompressible
  *    ones and level 0 / CAS_PUT_NOCOMPRESS are stored raw; all round trip;
  *  - counts: ref/unref return the new count, refuse to go below zero and
@@ -189,8 +191,9 @@ static int name_cmp(const void *a, const void *b)
 	return memcmp(a, b, CAS_NAME_SIZE);
 }
 
-#define assert_name_equal(x, y) assert_memory_equal((x)->b, (y)->b, CAS_NAME_SIZE)
-#define assert_name_not_equal(x, y)                                         \
+#define assert_name_equal(x, y) \
+	assert_memory_equal((x)->b, (y)->b, CAS_NAME_SIZE)
+#define assert_name_not_equal(x, y) \
 	assert_memory_not_equal((x)->b, (y)->b, CAS_NAME_SIZE)
 
 /* ======================================================================
@@ -198,7 +201,10 @@ static int name_cmp(const void *a, const void *b)
  * regenerated for checking.
  * ====================================================================== */
 
-enum kind { K_RANDOM, K_TEXT };
+enum kind {
+	K_RANDOM,
+	K_TEXT
+};
 
 static void make_chunk(void *buf, enum kind k, uint64_t seed)
 {
@@ -238,8 +244,8 @@ static cas_name put_kind(cas *c, enum kind k, uint64_t seed, unsigned flags)
 }
 
 /* Read 'name' (with 'flags') and compare with the regenerated content. */
-static void get_check(cas *c, const cas_name *name, enum kind k,
-		      uint64_t seed, unsigned flags)
+static void get_check(cas *c, const cas_name *name, enum kind k, uint64_t seed,
+		      unsigned flags)
 {
 	uint8_t want[CS], got[CS];
 
@@ -349,9 +355,8 @@ static cas_name first_record_name(const char *store)
 	char *seg = first_seg(store);
 	cas_name n;
 
-	assert_int_equal(tu_read_at(seg, SEG_HDR + REC_NAME_OFF, n.b,
-				    CAS_NAME_SIZE),
-			 0);
+	assert_int_equal(
+		tu_read_at(seg, SEG_HDR + REC_NAME_OFF, n.b, CAS_NAME_SIZE), 0);
 	free(seg);
 	return n;
 }
@@ -397,7 +402,7 @@ static int collect_fn(void *arg, const cas_name *name, uint32_t refs)
 /* Every indexed chunk with its count, sorted by name. */
 static struct ref_map collect(cas *c)
 {
-	struct ref_map m = { 0 };
+	struct ref_map m = {0};
 
 	assert_int_equal(cas_foreach(c, collect_fn, &m), 0);
 	if (m.n)
@@ -405,8 +410,7 @@ static struct ref_map collect(cas *c)
 	return m;
 }
 
-static void assert_maps_equal(const struct ref_map *a,
-			      const struct ref_map *b)
+static void assert_maps_equal(const struct ref_map *a, const struct ref_map *b)
 {
 	assert_int_equal(a->n, b->n);
 	for (size_t i = 0; i < a->n; i++) {
@@ -531,7 +535,7 @@ static void test_name_format_parse(void **state)
 	bad[64] = '0';
 	bad[65] = 0;
 	assert_int_equal(cas_name_parse(bad, &back), -EINVAL);
-	const char badch[] = { 'g', 'G', 'x', ' ', '-', ':', (char)0xc3 };
+	const char badch[] = {'g', 'G', 'x', ' ', '-', ':', (char)0xc3};
 	for (size_t k = 0; k < sizeof(badch); k++) {
 		for (unsigned pos = 0; pos < 64; pos += 21) {
 			memcpy(bad, hex, 65);
@@ -562,7 +566,8 @@ static void test_put_get_roundtrip(void **state)
 	uint32_t refs;
 
 	for (int i = 0; i < 16; i++)
-		names[i] = put_kind(f->c, i & 1 ? K_TEXT : K_RANDOM, 100 + i, 0);
+		names[i] =
+			put_kind(f->c, i & 1 ? K_TEXT : K_RANDOM, 100 + i, 0);
 
 	/* Visible at once, before any sync, with and without verify. */
 	for (int i = 0; i < 16; i++) {
@@ -726,7 +731,9 @@ static void test_zero_block_is_hole(void **state)
 static void test_compressible_stored_smaller(void **state)
 {
 	struct fx *f = *state;
-	enum { N = 20 };
+	enum {
+		N = 20
+	};
 	cas_name n[N];
 
 	for (int i = 0; i < N; i++)
@@ -753,7 +760,9 @@ static void test_compressible_stored_smaller(void **state)
 static void test_incompressible_stored_raw(void **state)
 {
 	struct fx *f = *state;
-	enum { N = 20 };
+	enum {
+		N = 20
+	};
 	cas_name n[N];
 
 	for (int i = 0; i < N; i++)
@@ -772,7 +781,9 @@ static void test_incompressible_stored_raw(void **state)
 static void test_nocompress_flag(void **state)
 {
 	struct fx *f = *state;
-	enum { N = 10 };
+	enum {
+		N = 10
+	};
 	cas_name n[N];
 
 	for (int i = 0; i < N; i++)
@@ -790,7 +801,9 @@ static void test_nocompress_flag(void **state)
 static void test_level0_stores_raw(void **state)
 {
 	struct fx *f = *state;
-	enum { N = 10 };
+	enum {
+		N = 10
+	};
 	cas_name n[N];
 
 	/* The level given to cas_open applies to this session. */
@@ -889,6 +902,200 @@ static void test_node_domain(void **state)
 }
 
 /* ======================================================================
+ * Split put: cas_prepare (any thread) + cas_put_prepared (writer).
+ * ====================================================================== */
+
+static void test_prepare_same_as_put(void **state)
+{
+	struct fx *f = *state;
+	struct cas_prepared *p = calloc(1, sizeof(*p));
+	uint8_t buf[CS];
+	cas_name want;
+
+	assert_non_null(p);
+	/* New data chunks, compressible and not, and a node: put_prepared
+	 * returns 1 and stores under the independent hash. */
+	for (int k = 0; k < 4; k++) {
+		enum kind kind = k & 1 ? K_TEXT : K_RANDOM;
+		unsigned flags = k >= 2 ? CAS_PUT_NODE : 0;
+
+		make_chunk(buf, kind, 10000 + k);
+		assert_int_equal(cas_prepare(f->c, buf, flags, p), 0);
+		if (flags & CAS_PUT_NODE)
+			sha_node(buf, &want);
+		else
+			sha_data(buf, &want);
+		assert_name_equal(&p->name, &want);
+		/* Nothing is stored by prepare alone. */
+		assert_int_equal(cas_lookup(f->c, &want, NULL), -ENOENT);
+		assert_int_equal(cas_put_prepared(f->c, p, buf), 1);
+		assert_int_equal(refs_of(f->c, &want), 1);
+		get_check(f->c, &want, kind, 10000 + k, CAS_GET_VERIFY);
+
+		/* Already stored: 0, one more reference, no data written. */
+		assert_int_equal(cas_sync(f->c), 0);
+		uint64_t seg = stat_of(f->c).segment_bytes;
+		assert_int_equal(cas_prepare(f->c, buf, flags, p), 0);
+		assert_name_equal(&p->name, &want);
+		assert_int_equal(cas_put_prepared(f->c, p, buf), 0);
+		assert_int_equal(refs_of(f->c, &want), 2);
+		assert_int_equal(cas_sync(f->c), 0);
+		assert_int_equal(stat_of(f->c).segment_bytes, seg);
+	}
+	struct cas_stat st = stat_of(f->c);
+	assert_int_equal(st.chunks, 4);
+	assert_int_equal(st.compressed_chunks, 2);
+
+	/* CAS_PUT_NOCOMPRESS is honoured. */
+	make_chunk(buf, K_TEXT, 10010);
+	assert_int_equal(cas_prepare(f->c, buf, CAS_PUT_NOCOMPRESS, p), 0);
+	assert_int_equal(cas_put_prepared(f->c, p, buf), 1);
+	assert_int_equal(cas_sync(f->c), 0);
+	assert_int_equal(stat_of(f->c).compressed_chunks, 2);
+	get_check(f->c, &p->name, K_TEXT, 10010, CAS_GET_VERIFY);
+
+	/* The hole: its name, nothing stored. */
+	memset(buf, 0, sizeof(buf));
+	assert_int_equal(cas_prepare(f->c, buf, 0, p), 0);
+	assert_name_equal(&p->name, &CAS_HOLE);
+	assert_true(cas_put_prepared(f->c, p, buf) >= 0);
+	assert_int_equal(cas_sync(f->c), 0);
+	assert_int_equal(stat_of(f->c).chunks, 5);
+	free(p);
+}
+
+static void test_prepare_races(void **state)
+{
+	struct fx *f = *state;
+	struct cas_prepared *p = calloc(2, sizeof(*p));
+	uint8_t buf[CS];
+
+	assert_non_null(p);
+
+	/* Prepared while new, stored by someone else before put_prepared:
+	 * deduplicated (0), one record only. */
+	make_chunk(buf, K_TEXT, 11000);
+	assert_int_equal(cas_prepare(f->c, buf, 0, &p[0]), 0);
+	assert_int_equal(cas_prepare(f->c, buf, 0, &p[1]), 0);
+	assert_int_equal(cas_sync(f->c), 0);
+	uint64_t seg0 = stat_of(f->c).segment_bytes;
+	cas_name n;
+	put_check(f->c, buf, 0, 1, &n);
+	assert_int_equal(cas_sync(f->c), 0);
+	uint64_t seg1 = stat_of(f->c).segment_bytes;
+	assert_true(seg1 > seg0);
+	assert_int_equal(cas_put_prepared(f->c, &p[0], buf), 0);
+	assert_int_equal(cas_put_prepared(f->c, &p[1], buf), 0);
+	assert_int_equal(refs_of(f->c, &n), 3);
+	assert_int_equal(cas_sync(f->c), 0);
+	assert_int_equal(stat_of(f->c).segment_bytes, seg1);
+	assert_int_equal(stat_of(f->c).chunks, 1);
+
+	/* Prepared while stored, gone (gc) before put_prepared: stored again
+	 * from 'data', readable. */
+	make_chunk(buf, K_RANDOM, 11001);
+	put_check(f->c, buf, 0, 1, &n);
+	assert_int_equal(cas_sync(f->c), 0);
+	assert_int_equal(cas_prepare(f->c, buf, 0, &p[0]), 0);
+	assert_int_equal(cas_unref(f->c, &n), 0);
+	struct cas_gc_result r;
+	assert_int_equal(cas_gc(f->c, &r), 0);
+	assert_int_equal(r.chunks_freed, 1);
+	assert_int_equal(cas_lookup(f->c, &n, NULL), -ENOENT);
+	assert_int_equal(cas_put_prepared(f->c, &p[0], buf), 1);
+	get_check(f->c, &n, K_RANDOM, 11001, CAS_GET_VERIFY);
+	assert_int_equal(refs_of(f->c, &n), 1);
+	fx_reopen(f);
+	get_check(f->c, &n, K_RANDOM, 11001, CAS_GET_VERIFY);
+
+	/* Two prepares of the same new content, both put: 1 then 0. */
+	make_chunk(buf, K_RANDOM, 11002);
+	assert_int_equal(cas_prepare(f->c, buf, CAS_PUT_NODE, &p[0]), 0);
+	assert_int_equal(cas_prepare(f->c, buf, CAS_PUT_NODE, &p[1]), 0);
+	assert_int_equal(cas_sync(f->c), 0);
+	seg0 = stat_of(f->c).segment_bytes;
+	assert_int_equal(cas_put_prepared(f->c, &p[0], buf), 1);
+	assert_int_equal(cas_put_prepared(f->c, &p[1], buf), 0);
+	assert_int_equal(refs_of(f->c, &p[0].name), 2);
+	assert_int_equal(cas_sync(f->c), 0);
+	assert_true(stat_of(f->c).segment_bytes - seg0 <= CS + 64);
+	get_check(f->c, &p[0].name, K_RANDOM, 11002, CAS_GET_VERIFY);
+	free(p);
+}
+
+/* Preparer threads run while the writer keeps putting other chunks. */
+#define PREP_N 300
+
+struct prep_arg {
+	cas *c;
+	struct cas_prepared *p;
+	int first, count, err;
+};
+
+static void *prep_thread(void *arg)
+{
+	struct prep_arg *a = arg;
+	uint8_t buf[CS];
+
+	for (int i = 0; i < a->count; i++) {
+		int idx = a->first + i;
+		make_chunk(buf, idx % 2 ? K_TEXT : K_RANDOM, 12000 + idx);
+		int r = cas_prepare(a->c, buf, 0, &a->p[idx]);
+		if (r && !a->err)
+			a->err = r;
+	}
+	return NULL;
+}
+
+static void test_prepare_threads(void **state)
+{
+	struct fx *f = *state;
+	struct cas_prepared *p = calloc(PREP_N, sizeof(*p));
+	struct prep_arg a[2];
+	pthread_t t[2];
+	uint8_t buf[CS];
+
+	assert_non_null(p);
+	/* A third of the contents is already stored before the threads
+	 * start, so both prepare paths run. */
+	for (int i = 0; i < PREP_N; i += 3)
+		put_kind(f->c, i % 2 ? K_TEXT : K_RANDOM, 12000 + i, 0);
+	for (int k = 0; k < 2; k++) {
+		a[k] = (struct prep_arg){f->c, p, k * PREP_N / 2, PREP_N / 2,
+					 0};
+		assert_int_equal(
+			pthread_create(&t[k], NULL, prep_thread, &a[k]), 0);
+	}
+	for (int i = 0; i < 200; i++) {
+		cas_name n = put_kind(f->c, K_RANDOM, 13000 + i, 0);
+		if (i % 50 == 49)
+			assert_int_equal(cas_sync(f->c), 0);
+		(void)n;
+	}
+	for (int k = 0; k < 2; k++) {
+		pthread_join(t[k], NULL);
+		assert_int_equal(a[k].err, 0);
+	}
+	for (int i = 0; i < PREP_N; i++) {
+		enum kind kind = i % 2 ? K_TEXT : K_RANDOM;
+		cas_name want;
+
+		make_chunk(buf, kind, 12000 + i);
+		sha_data(buf, &want);
+		assert_name_equal(&p[i].name, &want);
+		assert_int_equal(cas_put_prepared(f->c, &p[i], buf),
+				 i % 3 ? 1 : 0);
+		assert_int_equal(refs_of(f->c, &want), i % 3 ? 1 : 2);
+	}
+	assert_int_equal(cas_sync(f->c), 0);
+	for (int i = 0; i < PREP_N; i++)
+		get_check(f->c, &p[i].name, i % 2 ? K_TEXT : K_RANDOM,
+			  12000 + i, CAS_GET_VERIFY);
+	assert_int_equal(stat_of(f->c).chunks, PREP_N + 200);
+	free(p);
+}
+
+/* ======================================================================
  * Reference counts.
  * ====================================================================== */
 
@@ -937,6 +1144,14 @@ static void test_ref_unref(void **state)
 	/* cas_ref from zero also works (returns 1). */
 	assert_int_equal(cas_unref(f->c, &n), 0);
 	assert_int_equal(cas_ref(f->c, &n), 1);
+
+	/* Put and dropped to zero within one sync window: readable until
+	 * the sync (what becomes of it at the sync is not pinned). */
+	cas_name brief = put_kind(f->c, K_TEXT, 6002, 0);
+	assert_int_equal(cas_unref(f->c, &brief), 0);
+	assert_int_equal(refs_of(f->c, &brief), 0);
+	get_check(f->c, &brief, K_TEXT, 6002, CAS_GET_VERIFY);
+	assert_int_equal(cas_unref(f->c, &brief), CAS_EREFCOUNT);
 
 	/* Unknown names. */
 	cas_name unknown;
@@ -1043,7 +1258,9 @@ static int stop_after_3(void *arg, const cas_name *name, uint32_t refs)
 static void test_foreach(void **state)
 {
 	struct fx *f = *state;
-	enum { N = 10 };
+	enum {
+		N = 10
+	};
 	cas_name n[N];
 
 	for (int i = 0; i < N; i++) {
@@ -1117,7 +1334,7 @@ static void expect_eio(struct fx *f, const cas_name *n)
 static void expect_scrub_names(struct fx *f, const cas_name *n,
 			       uint64_t want_checked)
 {
-	struct bad_log l = { 0 };
+	struct bad_log l = {0};
 	uint64_t checked = 0, damaged = 0;
 
 	assert_int_equal(cas_scrub(f->c, bad_cb, &l, &checked, &damaged), 0);
@@ -1168,9 +1385,11 @@ static void test_corrupt_header_name(void **state)
 static void test_scrub_finds_exactly_the_damaged(void **state)
 {
 	struct fx *f = *state;
-	enum { N = 12 };
+	enum {
+		N = 12
+	};
 	cas_name n[N];
-	struct bad_log l = { 0 };
+	struct bad_log l = {0};
 	uint64_t checked = 0, damaged = 99;
 
 	for (int i = 0; i < N; i++)
@@ -1204,7 +1423,10 @@ static void test_scrub_finds_exactly_the_damaged(void **state)
 static void test_gc_frees_and_reclaims(void **state)
 {
 	struct fx *f = *state;
-	enum { N = 3000, EVERY = 300 }; /* keep N / EVERY = 10 */
+	enum {
+		N = 3000,
+		EVERY = 300
+	}; /* keep N / EVERY = 10 */
 	const uint64_t keep = N / EVERY;
 	cas_name *n = calloc(N, sizeof(*n));
 	struct cas_gc_result r;
@@ -1269,7 +1491,9 @@ static void test_gc_frees_and_reclaims(void **state)
 static void test_gc_keeps_live_across_compaction(void **state)
 {
 	struct fx *f = *state;
-	enum { N = 1500 };
+	enum {
+		N = 1500
+	};
 	cas_name *n = calloc(N, sizeof(*n));
 	struct cas_gc_result r;
 	uint64_t live = 0;
@@ -1341,7 +1565,9 @@ static void test_gc_keeps_live_across_compaction(void **state)
 static void test_gc_threshold(void **state)
 {
 	struct fx *f = *state;
-	enum { N = 1200 };
+	enum {
+		N = 1200
+	};
 	cas_name *n = calloc(N, sizeof(*n));
 	struct cas_gc_result r;
 
@@ -1559,7 +1785,9 @@ static void test_rebuild_keeps_kv(void **state)
 static void test_rebuild_counts_bad_records(void **state)
 {
 	struct fx *f = *state;
-	enum { N = 30 };
+	enum {
+		N = 30
+	};
 	cas_name n[N];
 	uint64_t found = 0, bad = 0;
 
@@ -1596,7 +1824,9 @@ static void test_rebuild_counts_bad_records(void **state)
 static void test_reopen_keeps_everything(void **state)
 {
 	struct fx *f = *state;
-	enum { N = 50 };
+	enum {
+		N = 50
+	};
 	cas_name n[N];
 
 	for (int i = 0; i < N; i++) {
@@ -1723,8 +1953,8 @@ struct kv_rec {
 	int stop_at;
 };
 
-static int kv_collect(void *arg, const void *key, size_t klen,
-		      const void *val, size_t vlen)
+static int kv_collect(void *arg, const void *key, size_t klen, const void *val,
+		      size_t vlen)
 {
 	struct kv_rec *r = arg;
 
@@ -1757,8 +1987,7 @@ static void expect_kv(cas *c, const char *table, const char *const *ks,
 	free(r);
 }
 
-static void expect_val(cas *c, const char *table, const char *k,
-		       const char *v)
+static void expect_val(cas *c, const char *table, const char *k, const char *v)
 {
 	char buf[64];
 	size_t vlen = sizeof(buf);
@@ -1777,7 +2006,7 @@ static void expect_absent(cas *c, const char *table, const char *k)
 			 -ENOENT);
 }
 
-#define KVP(c, t, k, v)                                                      \
+#define KVP(c, t, k, v) \
 	assert_int_equal(cas_kv_put(c, t, k, strlen(k), v, strlen(v)), 0)
 
 static void test_kv_basic(void **state)
@@ -1794,8 +2023,8 @@ static void test_kv_basic(void **state)
 	KVP(f->c, "disks", "a", "va");
 	expect_val(f->c, "disks", "ab", "vab");
 	{
-		const char *ks[] = { "a", "ab", "b", "c" };
-		const char *vs[] = { "va", "vab", "vb", "vc" };
+		const char *ks[] = {"a", "ab", "b", "c"};
+		const char *vs[] = {"va", "vab", "vb", "vc"};
 		expect_kv(f->c, "disks", ks, vs, 4);
 	}
 
@@ -1815,16 +2044,16 @@ static void test_kv_basic(void **state)
 	expect_absent(f->c, "disks", "c");
 	expect_val(f->c, "disks", "b", "vb2");
 	{
-		const char *ks[] = { "0", "a", "ab", "b", "bb" };
-		const char *vs[] = { "v0", "va", "vab", "vb2", "vbb" };
+		const char *ks[] = {"0", "a", "ab", "b", "bb"};
+		const char *vs[] = {"v0", "va", "vab", "vb2", "vbb"};
 		expect_kv(f->c, "disks", ks, vs, 5);
 		fx_reopen(f); /* close syncs */
 		expect_kv(f->c, "disks", ks, vs, 5);
 	}
 	expect_absent(f->c, "disks", "c");
 	{
-		const char *ks[] = { "b" };
-		const char *vs[] = { "snap-b" };
+		const char *ks[] = {"b"};
+		const char *vs[] = {"snap-b"};
 		expect_kv(f->c, "snaps", ks, vs, 1);
 	}
 
@@ -1852,8 +2081,8 @@ static void test_kv_basic(void **state)
 static void test_kv_binary_and_buffers(void **state)
 {
 	struct fx *f = *state;
-	const uint8_t k1[] = { 0, 1, 2, 0 };
-	const uint8_t k2[] = { 0, 1, 2 };
+	const uint8_t k1[] = {0, 1, 2, 0};
+	const uint8_t k2[] = {0, 1, 2};
 	uint8_t val[100], buf[128];
 	size_t vlen;
 
@@ -1909,16 +2138,14 @@ static void test_kv_limits(void **state)
 	memset(key, 'k', sizeof(key));
 
 	/* The largest allowed key and value. */
-	assert_int_equal(cas_kv_put(f->c, "t", key, CAS_KV_MAX_KEY, big,
-				    CAS_KV_MAX_VAL),
-			 0);
+	assert_int_equal(
+		cas_kv_put(f->c, "t", key, CAS_KV_MAX_KEY, big, CAS_KV_MAX_VAL),
+		0);
 
 	/* One byte over: rejected, nothing stored. */
-	assert_int_equal(cas_kv_put(f->c, "t", key, CAS_KV_MAX_KEY + 1, "v",
-				    1),
+	assert_int_equal(cas_kv_put(f->c, "t", key, CAS_KV_MAX_KEY + 1, "v", 1),
 			 -EINVAL);
-	assert_int_equal(cas_kv_put(f->c, "t", "x", 1, big,
-				    CAS_KV_MAX_VAL + 1),
+	assert_int_equal(cas_kv_put(f->c, "t", "x", 1, big, CAS_KV_MAX_VAL + 1),
 			 -EINVAL);
 	vlen = CAS_KV_MAX_VAL + 2;
 	assert_int_equal(cas_kv_get(f->c, "t", "x", 1, got, &vlen), -ENOENT);
@@ -1933,8 +2160,8 @@ static void test_kv_limits(void **state)
 	assert_int_equal(cas_sync(f->c), 0);
 	fx_reopen(f);
 	vlen = CAS_KV_MAX_VAL + 2;
-	assert_int_equal(
-		cas_kv_get(f->c, "t", key, CAS_KV_MAX_KEY, got, &vlen), 0);
+	assert_int_equal(cas_kv_get(f->c, "t", key, CAS_KV_MAX_KEY, got, &vlen),
+			 0);
 	assert_int_equal(vlen, CAS_KV_MAX_VAL);
 	assert_memory_equal(got, big, CAS_KV_MAX_VAL);
 	vlen = CAS_KV_MAX_VAL + 2;
@@ -2016,11 +2243,17 @@ static void *conc_writer(void *arg)
 {
 	struct conc *s = arg;
 	uint8_t buf[CS];
-	double end = now_s() + 0.5;
+	double start = now_s();
 	size_t i = 0;
 	int r = 0;
 
-	while (now_s() < end && i < CONC_MAX) {
+	/* About 0.5 s, but at least two gc runs (up to 20 s on a slow
+	 * machine) so that compaction happens under the readers. */
+	while (i < CONC_MAX) {
+		double t = now_s() - start;
+
+		if (t > 20 || (t > 0.5 && s->gcs >= 8))
+			break;
 		cas_name g;
 
 		/* A live chunk, published to the readers. */
@@ -2048,7 +2281,7 @@ static void *conc_writer(void *arg)
 		}
 		if (i % 64 == 63 && (r = cas_sync(s->c)))
 			goto fail;
-		if (i % 512 == 511) {
+		if (i % 128 == 127) {
 			struct cas_gc_result gr;
 			if ((r = cas_gc(s->c, &gr)))
 				goto fail;
@@ -2081,9 +2314,8 @@ static void test_concurrent_readers(void **state)
 		s->reader_seed[k] = 1234 + k;
 		args[k][0] = s;
 		args[k][1] = &s->reader_seed[k];
-		assert_int_equal(pthread_create(&rd[k], NULL, conc_reader,
-						args[k]),
-				 0);
+		assert_int_equal(
+			pthread_create(&rd[k], NULL, conc_reader, args[k]), 0);
 	}
 	assert_int_equal(pthread_create(&w, NULL, conc_writer, s), 0);
 	pthread_join(w, NULL);
@@ -2119,9 +2351,9 @@ static void test_concurrent_readers(void **state)
 
 static void test_strerror(void **state)
 {
-	const int codes[] = { CAS_EBADSTORE, CAS_EVERSION, CAS_ERECOUNT,
-			      CAS_EREFCOUNT, CAS_ELMDB,    CAS_EEXIST,
-			      CAS_ELOCKED,   -EIO,         -ENOENT };
+	const int codes[] = {CAS_EBADSTORE, CAS_EVERSION, CAS_ERECOUNT,
+			     CAS_EREFCOUNT, CAS_ELMDB,    CAS_EEXIST,
+			     CAS_ELOCKED,   -EIO,         -ENOENT};
 	const size_t n = sizeof(codes) / sizeof(codes[0]);
 
 	(void)state;
@@ -2140,8 +2372,7 @@ static void test_strerror(void **state)
 /* ====================================================================== */
 
 #define T(fn) cmocka_unit_test_setup_teardown(fn, fx_setup, fx_teardown)
-#define TS(fn)                                                               \
-	cmocka_unit_test_setup_teardown(fn, fx_setup_small, fx_teardown)
+#define TS(fn) cmocka_unit_test_setup_teardown(fn, fx_setup_small, fx_teardown)
 
 int main(void)
 {
@@ -2161,6 +2392,9 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_level0_created_store,
 						fx_setup_level0, fx_teardown),
 		T(test_node_domain),
+		T(test_prepare_same_as_put),
+		T(test_prepare_races),
+		T(test_prepare_threads),
 		T(test_ref_unref),
 		T(test_ref_coalescing),
 		T(test_set_refs),

@@ -96,10 +96,11 @@ static inline void tu_fill_text(void *buf, size_t len, uint64_t seed)
 
 	while (off < len) {
 		char line[96];
-		int n = snprintf(line, sizeof(line),
-				 "line %llu of a compressible block, seed %llu\n",
-				 (unsigned long long)(off / 48),
-				 (unsigned long long)seed);
+		int n = snprintf(
+			line, sizeof(line),
+			"line %llu of a compressible block, seed %llu\n",
+			(unsigned long long)(off / 48),
+			(unsigned long long)seed);
 		size_t k = (size_t)n < len - off ? (size_t)n : len - off;
 		memcpy(p + off, line, k);
 		off += k;
@@ -132,8 +133,7 @@ out:
 }
 
 /* Read len bytes at off; 0 or -errno / -EIO on a short read. */
-static inline int tu_read_at(const char *path, off_t off, void *buf,
-			     size_t len)
+static inline int tu_read_at(const char *path, off_t off, void *buf, size_t len)
 {
 	int fd = open(path, O_RDONLY);
 	ssize_t n;
