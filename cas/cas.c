@@ -434,28 +434,43 @@ int cas_append_record(cas *c, const uint8_t *rec, uint32_t padded,
 
 /* ---- pending entries (writer) ---- */
 
-static int pend_touch(cas *c, const cas_name *n, struct pend **out)
+/* The pending entry of n, created from the index if needed; with
+ * 'add' != 0 the new entry is born with that delta (one lock, not two:
+ * this is the dedup put's hot path). */
+static int pend_touch_add(cas *c, const cas_name *n, int add, struct pend **out,
+			  bool *added)
 {
 	uint64_t loc;
 	uint32_t refs;
 	struct pend *p = pend_find(&c->pend, n);
+	*added = false;
 	if (!p) {
 		int rc = idx_lookup_cur(c->rcur, n, &loc, &refs);
 		if (rc)
 			return rc;
+		if ((add < 0 && refs == 0) || (add > 0 && refs == UINT32_MAX))
+			add = 0; /* let pend_add report the error */
 		pthread_mutex_lock(&c->mu);
 		p = pend_insert(&c->pend, n);
 		if (p) {
 			p->loc = loc;
 			p->base = refs;
 			p->in_index = 1;
+			p->delta = add;
 		}
 		pthread_mutex_unlock(&c->mu);
 		if (!p)
 			return -ENOMEM;
+		*added = add != 0;
 	}
 	*out = p;
 	return 0;
+}
+
+static int pend_touch(cas *c, const cas_name *n, struct pend **out)
+{
+	bool added;
+	return pend_touch_add(c, n, 0, out, &added);
 }
 
 static int64_t pend_count(const struct pend *p)
@@ -486,7 +501,10 @@ static int put_common(cas *c, const cas_name *name, const void *data,
 
 	if (cas_name_is_hole(name))
 		return 0;
-	rc = pend_touch(c, name, &p);
+	bool added;
+	rc = pend_touch_add(c, name, 1, &p, &added);
+	if (rc == 0 && added)
+		return p->base == 0;
 	if (rc == 0) {
 		int64_t before = pend_count(p);
 		rc = pend_add(c, p, 1);
@@ -561,10 +579,15 @@ int cas_put(cas *c, const void *data, unsigned flags, cas_name *name)
 int cas_ref(cas *c, const cas_name *name)
 {
 	struct pend *p;
+	bool added;
 	if (cas_name_is_hole(name))
 		return 0;
-	int rc = pend_touch(c, name, &p);
-	return rc ? rc : pend_add(c, p, 1);
+	int rc = pend_touch_add(c, name, 1, &p, &added);
+	if (rc)
+		return rc;
+	if (added)
+		return pend_count(p) > INT32_MAX ? INT32_MAX : (int)pend_count(p);
+	return pend_add(c, p, 1);
 }
 
 int cas_unref(cas *c, const cas_name *name)
