@@ -50,6 +50,7 @@
 #define BS_ENOTSTORE (-30809) /* directory is not a cavm store */
 #define BS_ERANGE (-30810)    /* I/O past the end of the disk */
 #define BS_ECONF (-30811)     /* store.conf is damaged or unsupported */
+#define BS_ENOTEMPTY (-30812) /* store directory not empty / exists */
 
 typedef struct bs_store bs_store;
 typedef struct bs_disk bs_disk;

@@ -195,7 +195,7 @@ int bs_store_create(const char *path, const struct bs_store_options *o)
 	}
 	int rc = cas_create(path, NULL);
 	if (rc == CAS_EEXIST)
-		return BS_EEXIST;
+		return BS_ENOTEMPTY;
 	if (rc)
 		return rc;
 	return conf_write(path, o->compress_level);
@@ -281,6 +281,13 @@ struct stat_acc {
 	struct bs_store_stat *st;
 };
 
+/* Sums saturate: disks of up to 2^63 bytes each can overflow a total. */
+static void add_sat(uint64_t *acc, uint64_t v)
+{
+	if (__builtin_add_overflow(*acc, v, acc))
+		*acc = UINT64_MAX;
+}
+
 static int stat_one(void *arg, const struct bs_info *i)
 {
 	struct bs_store_stat *st = arg;
@@ -288,10 +295,10 @@ static int stat_one(void *arg, const struct bs_info *i)
 		st->snapshots++;
 	} else {
 		st->disks++;
-		st->logical_bytes += i->size;
-		st->allocated_bytes += i->allocated * BS_BLOCK_SIZE;
+		add_sat(&st->logical_bytes, i->size);
+		add_sat(&st->allocated_bytes, i->allocated * BS_BLOCK_SIZE);
 	}
-	st->referenced_bytes += i->allocated * BS_BLOCK_SIZE;
+	add_sat(&st->referenced_bytes, i->allocated * BS_BLOCK_SIZE);
 	return 0;
 }
 
@@ -353,6 +360,8 @@ const char *bs_strerror(int err)
 		return "not a cavm store (no store.conf)";
 	case BS_ERANGE:
 		return "I/O past the end of the disk";
+	case BS_ENOTEMPTY:
+		return "directory is not empty (or already holds a store)";
 	case BS_ECONF:
 		return "store.conf is damaged or of an unsupported format";
 	case PX_EBROKEN:

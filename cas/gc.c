@@ -167,6 +167,18 @@ static int gc_compact(cas *c, struct cas_gc_result *r)
 	uint64_t moved = 0;
 	int rc;
 
+	/* An active segment that is mostly dead is sealed first, so that gc
+	 * can give its space back too (the next put starts a new one). */
+	uint64_t at, al;
+	if (c->seg.active && c->seg.tail_len == 0 &&
+	    idx_seg_get(c->rtxn, c->ix.segs, c->seg.active, &at, &al) == 0 &&
+	    al * 100 < at * c->opt.compact_threshold_pct) {
+		pthread_mutex_lock(&c->mu);
+		c->seg.active = 0;
+		c->seg.flushed = 0;
+		pthread_mutex_unlock(&c->mu);
+	}
+
 	/* Choose sealed segments whose live fraction is under threshold. */
 	rc = idx_err(mdb_cursor_open(c->rtxn, c->ix.segs, &cur));
 	if (rc)

@@ -292,6 +292,8 @@ static void test_delete_and_gc_return_space(void **state)
 	assert_int_equal(after.unique_data_chunks, 0);
 	assert_int_equal(after.node_chunks, 0);
 	assert_int_equal(after.stored_bytes, 0);
+	/* ... and gives the files back, the active segment's included. */
+	assert_int_equal(after.segment_bytes, 0);
 }
 
 static void test_holes_discard_zeroes(void **state)

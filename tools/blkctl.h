@@ -1,0 +1,127 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * blkctl.h - what the files of blkctl share: the command table's shape,
+ * the parsed command line, error reporting and the output helpers.
+ *
+ * The one idea: blkctl is argument parsing and printing around
+ * blkstore/blkstore.h, nothing more.  Every command is one function that
+ * gets the open store and its positional arguments, calls the library,
+ * prints, and returns an exit status.  Every failure is reported by
+ * bc_fail() or bc_usage_error() as exactly one line on stderr, before
+ * anything has been changed where the library allows it.
+ */
+#ifndef CAVM_BLKCTL_H
+#define CAVM_BLKCTL_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include <json-c/json.h>
+
+#include "blkstore/blkstore.h"
+
+/* Exit statuses (blkctl(1), EXIT STATUS). */
+#define BC_EXIT_OK 0
+#define BC_EXIT_FAIL 1
+#define BC_EXIT_USAGE 2
+
+/* Per-command options; a command accepts the ones in its table entry. */
+#define BC_OPT_JSON 1u
+#define BC_OPT_FORCE 2u
+#define BC_OPT_REBUILD 4u
+#define BC_OPT_REPAIR 8u
+
+#define BC_MAX_ARGS 4
+
+struct bc_args {
+	const char *store; /* -S STORE or $BLKCTL_STORE; NULL if neither */
+	const char *cmd;   /* the command's name, for messages */
+	unsigned opts;     /* BC_OPT_* given */
+	int argc;          /* positional arguments */
+	char *argv[BC_MAX_ARGS];
+};
+
+struct bc_command {
+	const char *name;
+	const char *synopsis; /* arguments, as in the usage text */
+	const char *help;     /* one line */
+	unsigned opts;        /* BC_OPT_* accepted */
+	int min_args, max_args;
+	bool needs_store; /* main opens -S STORE before run() */
+	int (*run)(bs_store *s, const struct bc_args *a);
+};
+
+/* ---- blkctl_util.c ---- */
+
+/* "blkctl: <what>: <bs_strerror(err)>"; returns BC_EXIT_FAIL. */
+int bc_fail(int err, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+/* "blkctl: <what>" for a failure that has no library error code. */
+int bc_fail_msg(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* "blkctl: <what> (try 'blkctl --help')"; returns BC_EXIT_USAGE. */
+int bc_usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/*
+ * A byte count: decimal digits with an optional K, M, G or T suffix
+ * (powers of 1024; "KiB" etc. accepted too).  Rejects signs, spaces,
+ * fractions, anything trailing and overflow.  0 on success, -EINVAL or
+ * -ERANGE.
+ */
+int bc_parse_size(const char *s, uint64_t *out);
+/* A size argument ('what': "size", "offset", ...) of command 'cmd'; on
+ * failure prints the usage error and returns BC_EXIT_USAGE, else 0. */
+int bc_size_arg(const char *cmd, const char *what, const char *s,
+		uint64_t *out);
+
+/* "512 B", "4.0 KiB", "1.0 GiB", ... */
+#define BC_HSIZE_MAX 32
+const char *bc_human_size(uint64_t bytes, char buf[BC_HSIZE_MAX]);
+/* ISO-8601 UTC: "2024-05-01T12:00:00Z". */
+#define BC_TIME_MAX 32
+const char *bc_iso_time(uint64_t unix_seconds, char buf[BC_TIME_MAX]);
+/* DISK or DISK@SNAP of a bs_info. */
+void bc_info_spec(const struct bs_info *i, char out[BS_SPEC_MAX]);
+
+/* Print one JSON document on one line, then free it. */
+void bc_json_print(json_object *o);
+/* json_object_new_uint64, named for symmetry with the other helpers. */
+void bc_json_add_u64(json_object *o, const char *key, uint64_t v);
+void bc_json_add_str(json_object *o, const char *key, const char *v);
+
+/* A progress bar on stderr, drawn only when stderr is a terminal. */
+struct bc_progress {
+	const char *verb, *name; /* "import", "golden" */
+	bool tty;
+	int last_permille;
+	uint64_t last_bytes;
+	bool drawn;
+};
+void bc_progress_init(struct bc_progress *p, const char *verb,
+		      const char *name);
+void bc_progress_cb(void *arg, uint64_t done,
+		    uint64_t total); /* bs_progress_fn */
+void bc_progress_end(struct bc_progress *p);
+
+/* ---- the commands, one file per group ---- */
+int bc_cmd_init(bs_store *s, const struct bc_args *a);
+int bc_cmd_df(bs_store *s, const struct bc_args *a);
+int bc_cmd_gc(bs_store *s, const struct bc_args *a);
+int bc_cmd_scrub(bs_store *s, const struct bc_args *a);
+int bc_cmd_fsck(bs_store *s, const struct bc_args *a);
+
+int bc_cmd_create(bs_store *s, const struct bc_args *a);
+int bc_cmd_list(bs_store *s, const struct bc_args *a);
+int bc_cmd_info(bs_store *s, const struct bc_args *a);
+int bc_cmd_snapshot(bs_store *s, const struct bc_args *a);
+int bc_cmd_clone(bs_store *s, const struct bc_args *a);
+int bc_cmd_delete(bs_store *s, const struct bc_args *a);
+int bc_cmd_resize(bs_store *s, const struct bc_args *a);
+int bc_cmd_diff(bs_store *s, const struct bc_args *a);
+
+int bc_cmd_import(bs_store *s, const struct bc_args *a);
+int bc_cmd_export(bs_store *s, const struct bc_args *a);
+int bc_cmd_read(bs_store *s, const struct bc_args *a);
+int bc_cmd_write(bs_store *s, const struct bc_args *a);
+
+#endif
