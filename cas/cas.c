@@ -809,6 +809,8 @@ int cas_commit_pending(cas *c, MDB_txn *txn)
 	qsort(v, n, sizeof(*v), cmp_pend);
 
 	MDB_cursor *cur = NULL;
+	bool positioned = false;
+	uint8_t key0 = 0;
 	rc = idx_err(mdb_cursor_open(txn, c->ix.chunks, &cur));
 	for (size_t i = 0; i < n && !rc; i++) {
 		struct pend *p = v[i];
@@ -820,11 +822,12 @@ int cas_commit_pending(cas *c, MDB_txn *txn)
 			if (fin > 0) {
 				rc = idx_put_chunk(txn, c->ix.chunks, &p->name,
 						   p->loc, (uint32_t)fin);
+				positioned = false; /* an insert moves pages */
 				sd[nsd++] = (struct seg_delta){l.seg, sz};
 			}
 		} else if (p->delta != 0) {
-			rc = idx_set_chunk_cur(cur, &p->name, p->loc,
-					       (uint32_t)fin, false);
+			rc = idx_update_sorted(cur, &p->name, p->loc,
+					       (uint32_t)fin, &positioned, &key0);
 			if (p->base == 0 && fin > 0)
 				sd[nsd++] = (struct seg_delta){l.seg, sz};
 			else if (p->base > 0 && fin == 0)

@@ -117,6 +117,8 @@ int idx_lookup_cur(MDB_cursor *cur, const cas_name *n, uint64_t *loc,
 		   uint32_t *refs);
 int idx_set_chunk_cur(MDB_cursor *cur, const cas_name *n, uint64_t loc,
 		      uint32_t refs, bool del);
+int idx_update_sorted(MDB_cursor *cur, const cas_name *n, uint64_t loc,
+		      uint32_t refs, bool *positioned, uint8_t *key0);
 int idx_put_chunk(MDB_txn *txn, MDB_dbi dbi, const cas_name *n, uint64_t loc,
 		  uint32_t refs);
 void idx_encode_val(uint8_t *v, const cas_name *n, uint64_t loc,

@@ -187,6 +187,39 @@ int idx_set_chunk_cur(MDB_cursor *cur, const cas_name *n, uint64_t loc,
 	return idx_err(mdb_cursor_put(cur, &key, &nd, MDB_CURRENT));
 }
 
+/* As idx_set_chunk_cur, for names visited in increasing order: when the
+ * cursor already sits just before n (same key byte, *positioned), a few
+ * MDB_NEXT_DUP steps find it without a descent from the root.  A dense
+ * batch (say, a refcount change on most chunks) then costs a walk, not a
+ * seek per chunk. */
+int idx_update_sorted(MDB_cursor *cur, const cas_name *n, uint64_t loc,
+		      uint32_t refs, bool *positioned, uint8_t *key0)
+{
+	MDB_val key, data;
+	if (*positioned && *key0 == n->b[0]) {
+		for (int k = 0; k < 8; k++) {
+			if (mdb_cursor_get(cur, &key, &data, MDB_NEXT_DUP))
+				break;
+			if (data.mv_size != CHUNK_VAL_SIZE)
+				break;
+			int d = memcmp(data.mv_data, n->b + 1, CAS_NAME_SIZE - 1);
+			if (d > 0)
+				break;
+			if (d == 0) {
+				uint8_t v[CHUNK_VAL_SIZE];
+				MDB_val k1 = {1, (void *)n->b}, nd = {sizeof(v), v};
+				idx_encode_val(v, n, loc, refs);
+				return idx_err(mdb_cursor_put(cur, &k1, &nd,
+							      MDB_CURRENT));
+			}
+		}
+	}
+	int rc = idx_set_chunk_cur(cur, n, loc, refs, false);
+	*positioned = rc == 0;
+	*key0 = n->b[0];
+	return rc;
+}
+
 int idx_set_chunk(MDB_txn *txn, MDB_dbi dbi, const cas_name *n, uint64_t loc,
 		  uint32_t refs, bool del)
 {
