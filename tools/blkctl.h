@@ -34,7 +34,20 @@
 
 #define BC_MAX_ARGS 4
 
+/*
+ * What the store's owner (blkstored) offers beyond the store: the
+ * online-only commands' data.  NULL when blkctl opened the store itself.
+ */
+struct bc_owner {
+	void *ctx;
+	/* {"uptime_s":..,"disks":[{"disk":..,"reads":..,...}]} */
+	int (*stats)(void *ctx, const char *disk, json_object **out);
+	/* {"clients":[{"id":..,"proto":..,"peer":..,"export":..,...}]} */
+	int (*clients)(void *ctx, json_object **out);
+};
+
 struct bc_args {
+	const struct bc_owner *owner; /* set in blkstored, else NULL */
 	const char *store; /* -S STORE or $BLKCTL_STORE; NULL if neither */
 	const char *cmd;   /* the command's name, for messages */
 	unsigned opts;     /* BC_OPT_* given */
@@ -49,8 +62,41 @@ struct bc_command {
 	unsigned opts;        /* BC_OPT_* accepted */
 	int min_args, max_args;
 	bool needs_store; /* main opens -S STORE before run() */
+	bool online;      /* may run in the store's owner (blkstored) */
 	int (*run)(bs_store *s, const struct bc_args *a);
 };
+
+/*
+ * The streams of the command running on this thread: blkctl's own stdio,
+ * or, in blkstored, the client's, whose file descriptors came over the
+ * control socket (docs/control.md).  So a command prints the same bytes
+ * to the same terminal whether it ran here or in the store's owner.
+ */
+struct bc_io {
+	FILE *out, *err;
+	int in_fd, out_fd;
+	bool err_tty; /* draw progress bars */
+};
+const struct bc_io *bc_io(void);
+/* Make io the current thread's streams (NULL: the process's stdio). */
+void bc_io_set(const struct bc_io *io);
+#define BC_OUT (bc_io()->out)
+#define BC_ERR (bc_io()->err)
+#define BC_IN_FD (bc_io()->in_fd)
+#define BC_OUT_FD (bc_io()->out_fd)
+
+/* ---- blkctl_cmds.c: the command table, shared with blkstored ---- */
+extern const struct bc_command bc_commands[];
+extern const size_t bc_ncommands;
+const struct bc_command *bc_find_command(const char *name);
+/*
+ * Parse a command line (argv[0] is the command's name) into *a and run
+ * it against the open store s (NULL for commands that open nothing).
+ * Returns the exit status; usage errors and --help are handled.
+ */
+int bc_dispatch(bs_store *s, int argc, char **argv, struct bc_args *a,
+		const struct bc_command **cmd);
+void bc_usage(FILE *f);
 
 /* ---- blkctl_util.c ---- */
 
@@ -122,6 +168,17 @@ int bc_cmd_diff(bs_store *s, const struct bc_args *a);
 int bc_cmd_import(bs_store *s, const struct bc_args *a);
 int bc_cmd_export(bs_store *s, const struct bc_args *a);
 int bc_cmd_read(bs_store *s, const struct bc_args *a);
+
+int bc_cmd_stats(bs_store *s, const struct bc_args *a);
+int bc_cmd_clients(bs_store *s, const struct bc_args *a);
+
+/* ---- blkctl_client.c: forwarding to the store's owner ---- */
+/* The owner's control socket, from STORE/lock ("control=PATH"): 0 and
+ * path filled, or -ENOENT (no owner named), or -errno. */
+int bc_owner_socket(const char *store, char *path, size_t len);
+/* Run argv (argv[0]: the command) in the owner; returns its exit status,
+ * or reports a failure to reach it. */
+int bc_forward(const char *store, const char *sock, int argc, char **argv);
 int bc_cmd_write(bs_store *s, const struct bc_args *a);
 
 #endif

@@ -93,12 +93,12 @@ static void list_table(const struct list_ctx *c)
 		if ((int)strlen(c->v[k].origin) > wo)
 			wo = (int)strlen(c->v[k].origin);
 	}
-	printf("%-*s  %10s  %10s  %-*s  %s\n", w, "NAME", "SIZE", "ALLOCATED",
+	fprintf(BC_OUT, "%-*s  %10s  %10s  %-*s  %s\n", w, "NAME", "SIZE", "ALLOCATED",
 	       wo, "ORIGIN", "CREATED");
 	for (size_t k = 0; k < c->n; k++) {
 		const struct bs_info *i = &c->v[k];
 		bc_info_spec(i, spec);
-		printf("%-*s  %10s  %10s  %-*s  %s\n", w, spec,
+		fprintf(BC_OUT, "%-*s  %10s  %10s  %-*s  %s\n", w, spec,
 		       bc_human_size(i->size, sz),
 		       bc_human_size(i->allocated * BS_BLOCK_SIZE, al), wo,
 		       i->origin[0] ? i->origin : "-",
@@ -151,18 +151,18 @@ int bc_cmd_info(bs_store *s, const struct bc_args *a)
 	}
 	bc_info_spec(&i, spec);
 	cas_name_format(&i.root, hex);
-	printf("%-20s %s\n", "name", spec);
-	printf("%-20s %s (%llu bytes)\n", "size", bc_human_size(i.size, h),
+	fprintf(BC_OUT, "%-20s %s\n", "name", spec);
+	fprintf(BC_OUT, "%-20s %s (%llu bytes)\n", "size", bc_human_size(i.size, h),
 	       (unsigned long long)i.size);
-	printf("%-20s %s (%llu blocks)\n", "allocated",
+	fprintf(BC_OUT, "%-20s %s (%llu blocks)\n", "allocated",
 	       bc_human_size(i.allocated * BS_BLOCK_SIZE, h),
 	       (unsigned long long)i.allocated);
-	printf("%-20s %s\n", "root", hex);
-	printf("%-20s %s\n", "origin", i.origin[0] ? i.origin : "-");
-	printf("%-20s %s\n", "created", bc_iso_time(i.created, t));
-	printf("%-20s %llu\n", "unique data chunks",
+	fprintf(BC_OUT, "%-20s %s\n", "root", hex);
+	fprintf(BC_OUT, "%-20s %s\n", "origin", i.origin[0] ? i.origin : "-");
+	fprintf(BC_OUT, "%-20s %s\n", "created", bc_iso_time(i.created, t));
+	fprintf(BC_OUT, "%-20s %llu\n", "unique data chunks",
 	       (unsigned long long)u.unique_data);
-	printf("%-20s %llu\n", "map nodes", (unsigned long long)u.nodes);
+	fprintf(BC_OUT, "%-20s %llu\n", "map nodes", (unsigned long long)u.nodes);
 	return BC_EXIT_OK;
 }
 
@@ -256,7 +256,7 @@ static void diff_emit(struct diff_ctx *c)
 		bc_json_add_u64(r, "length", c->len);
 		json_object_array_add(c->ranges, r);
 	} else {
-		printf("%llu %llu\n", (unsigned long long)c->off,
+		fprintf(BC_OUT, "%llu %llu\n", (unsigned long long)c->off,
 		       (unsigned long long)c->len);
 	}
 	c->len = 0;
@@ -294,7 +294,7 @@ int bc_cmd_diff(bs_store *s, const struct bc_args *a)
 		bc_json_add_u64(o, "changed_bytes", c.total);
 		bc_json_print(o);
 	} else {
-		printf("total %llu bytes (%s) in %llu range%s\n",
+		fprintf(BC_OUT, "total %llu bytes (%s) in %llu range%s\n",
 		       (unsigned long long)c.total, bc_human_size(c.total, h),
 		       (unsigned long long)c.count, c.count == 1 ? "" : "s");
 	}

@@ -59,7 +59,7 @@ int bc_cmd_import(bs_store *s, const struct bc_args *a)
 	const char *disk = a->argv[0], *file = a->argv[1];
 	bool from_stdin = !strcmp(file, "-");
 	struct bc_progress p;
-	int fd = from_stdin ? STDIN_FILENO : open(file, O_RDONLY | O_CLOEXEC);
+	int fd = from_stdin ? BC_IN_FD : open(file, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
 		return bc_fail(-errno, "import '%s': cannot open '%s'", disk,
 			       file);
@@ -80,7 +80,7 @@ int bc_cmd_export(bs_store *s, const struct bc_args *a)
 	bool created = false;
 	struct bs_info info;
 	struct bc_progress p;
-	int fd = STDOUT_FILENO;
+	int fd = BC_OUT_FD;
 
 	int rc = bs_info(s, spec, &info);
 	if (rc)
@@ -136,7 +136,7 @@ int bc_cmd_read(bs_store *s, const struct bc_args *a)
 		size_t n = len < IO_BUF ? (size_t)len : IO_BUF;
 		rc = bs_disk_read(d, buf, n, off);
 		if (!rc)
-			rc = write_all(STDOUT_FILENO, buf, n);
+			rc = write_all(BC_OUT_FD, buf, n);
 		off += n;
 		len -= n;
 	}
@@ -168,7 +168,7 @@ static int write_buffered(bs_disk *d, uint64_t off, uint64_t room)
 			buf = nb;
 			cap = ncap;
 		}
-		rc = read_some(STDIN_FILENO, buf + len, cap - len, &got);
+		rc = read_some(BC_IN_FD, buf + len, cap - len, &got);
 		len += got;
 		if (!rc && len > room)
 			rc = BS_ERANGE;
@@ -189,7 +189,7 @@ static int write_streamed(bs_disk *d, uint64_t off, uint64_t room,
 	if (!rc && !buf)
 		rc = -ENOMEM;
 	while (!rc && left) {
-		rc = read_some(STDIN_FILENO, buf, left < IO_BUF ? left : IO_BUF,
+		rc = read_some(BC_IN_FD, buf, left < IO_BUF ? left : IO_BUF,
 			       &got);
 		if (!rc && got == 0)
 			break; /* the file shrank: write what there was */
@@ -219,10 +219,10 @@ int bc_cmd_write(bs_store *s, const struct bc_args *a)
 		rc = BS_EROFS;
 	else if (off > size)
 		rc = BS_ERANGE;
-	else if (fstat(STDIN_FILENO, &st))
+	else if (fstat(BC_IN_FD, &st))
 		rc = -errno;
 	if (!rc && S_ISREG(st.st_mode)) {
-		off_t pos = lseek(STDIN_FILENO, 0, SEEK_CUR);
+		off_t pos = lseek(BC_IN_FD, 0, SEEK_CUR);
 		uint64_t left = (uint64_t)st.st_size > (uint64_t)pos
 					? (uint64_t)st.st_size - (uint64_t)pos
 					: 0;

@@ -50,7 +50,7 @@ static void df_json(const struct bs_store_stat *st, bool overcommit)
 
 static void df_row(const char *what, const char *value)
 {
-	printf("%-20s %s\n", what, value);
+	fprintf(BC_OUT, "%-20s %s\n", what, value);
 }
 
 static void df_bytes(const char *what, uint64_t v)
@@ -101,7 +101,7 @@ int bc_cmd_df(bs_store *s, const struct bc_args *a)
 	df_ratio("compression ratio", st.compression_ratio);
 	df_bytes("filesystem free", st.fs_free_bytes);
 	if (overcommit)
-		printf("warning: thin overcommit: disks total %s but only %s "
+		fprintf(BC_OUT, "warning: thin overcommit: disks total %s but only %s "
 		       "free\n",
 		       bc_human_size(st.logical_bytes, x),
 		       bc_human_size(st.stored_bytes + st.fs_free_bytes, y));
@@ -127,7 +127,7 @@ int bc_cmd_gc(bs_store *s, const struct bc_args *a)
 		bc_json_print(o);
 		return BC_EXIT_OK;
 	}
-	printf("gc: %llu chunks freed, %llu segments compacted, %s moved, "
+	fprintf(BC_OUT, "gc: %llu chunks freed, %llu segments compacted, %s moved, "
 	       "%s reclaimed\n",
 	       (unsigned long long)r.chunks_freed,
 	       (unsigned long long)r.segments_compacted,
@@ -144,7 +144,7 @@ static void on_damage(void *arg, const cas_name *name, int err,
 	char hex[2 * CAS_NAME_SIZE + 1];
 	(void)arg;
 	cas_name_format(name, hex);
-	printf("damaged chunk %s: %s; referenced by: %s\n", hex,
+	fprintf(BC_OUT, "damaged chunk %s: %s; referenced by: %s\n", hex,
 	       bs_strerror(err), *specs ? specs : "(nothing)");
 }
 
@@ -154,7 +154,7 @@ int bc_cmd_scrub(bs_store *s, const struct bc_args *a)
 	int rc = bs_scrub(s, on_damage, NULL, &checked, &damaged);
 	if (rc)
 		return bc_fail(rc, "scrub '%s'", a->store);
-	printf("scrub: %llu chunks checked, %llu damaged\n",
+	fprintf(BC_OUT, "scrub: %llu chunks checked, %llu damaged\n",
 	       (unsigned long long)checked, (unsigned long long)damaged);
 	if (damaged)
 		return bc_fail_msg("scrub '%s': %llu damaged chunk%s found",
@@ -168,14 +168,30 @@ int bc_cmd_scrub(bs_store *s, const struct bc_args *a)
 static void report_line(void *arg, const char *line)
 {
 	(void)arg;
-	printf("%s\n", line);
+	fprintf(BC_OUT, "%s\n", line);
 }
 
-int bc_cmd_fsck(bs_store *unused, const struct bc_args *a)
+int bc_cmd_fsck(bs_store *owned, const struct bc_args *a)
 {
 	bs_store *s;
 	int problems = 0, rc;
-	(void)unused;
+	if (owned) {
+		/* In the store's owner: the store is open and stays so. */
+		if (a->opts & BC_OPT_REBUILD)
+			return bc_fail_msg("fsck --rebuild '%s': the index is "
+					   "rebuilt with the store closed: stop "
+					   "its owner first", a->store);
+		rc = bs_fsck(owned, (a->opts & BC_OPT_REPAIR) ? BS_FSCK_REPAIR : 0,
+			     report_line, NULL);
+		if (rc < 0)
+			return bc_fail(rc, "fsck '%s'", a->store);
+		if (rc)
+			return bc_fail_msg(
+				"fsck '%s': %d problem%s found%s", a->store, rc,
+				rc == 1 ? "" : "s",
+				(a->opts & BC_OPT_REPAIR) ? " (counts repaired)" : "");
+		return BC_EXIT_OK;
+	}
 	if (!a->store)
 		return bc_usage_error("no store given: use -S STORE or set "
 				      "BLKCTL_STORE");

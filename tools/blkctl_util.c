@@ -16,6 +16,25 @@
 
 #include "tools/blkctl.h"
 
+static _Thread_local const struct bc_io *cur_io;
+
+const struct bc_io *bc_io(void)
+{
+	static _Thread_local struct bc_io std;
+	if (cur_io)
+		return cur_io;
+	if (!std.out) {
+		std = (struct bc_io){stdout, stderr, STDIN_FILENO,
+				     STDOUT_FILENO, isatty(STDERR_FILENO) == 1};
+	}
+	return &std;
+}
+
+void bc_io_set(const struct bc_io *io)
+{
+	cur_io = io;
+}
+
 static void vline(const char *fmt, va_list ap, const char *tail)
 {
 	char msg[1024];
@@ -24,7 +43,7 @@ static void vline(const char *fmt, va_list ap, const char *tail)
 	for (char *p = msg; *p; p++)
 		if (*p == '\n' || *p == '\r')
 			*p = ' ';
-	fprintf(stderr, "blkctl: %s%s\n", msg, tail);
+	fprintf(BC_ERR, "blkctl: %s%s\n", msg, tail);
 }
 
 int bc_fail(int err, const char *fmt, ...)
@@ -146,7 +165,7 @@ void bc_info_spec(const struct bs_info *i, char out[BS_SPEC_MAX])
 
 void bc_json_print(json_object *o)
 {
-	puts(json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN));
+	fprintf(BC_OUT, "%s\n", json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN));
 	json_object_put(o);
 }
 
@@ -169,7 +188,7 @@ void bc_progress_init(struct bc_progress *p, const char *verb, const char *name)
 	memset(p, 0, sizeof(*p));
 	p->verb = verb;
 	p->name = name;
-	p->tty = isatty(STDERR_FILENO);
+	p->tty = bc_io()->err_tty;
 	p->last_permille = -1;
 }
 
@@ -183,7 +202,7 @@ void bc_progress_cb(void *arg, uint64_t done, uint64_t total)
 		if (p->drawn && done - p->last_bytes < (16u << 20))
 			return;
 		p->last_bytes = done;
-		fprintf(stderr, "\r%s %s: %s\033[K", p->verb, p->name,
+		fprintf(BC_ERR, "\r%s %s: %s\033[K", p->verb, p->name,
 			bc_human_size(done, a));
 		p->drawn = true;
 		return;
@@ -193,7 +212,7 @@ void bc_progress_cb(void *arg, uint64_t done, uint64_t total)
 		return;
 	p->last_permille = pm;
 	int fill = pm * BAR_WIDTH / 1000;
-	fprintf(stderr, "\r%s %s: [%.*s%*s] %3d%% %s / %s\033[K", p->verb,
+	fprintf(BC_ERR, "\r%s %s: [%.*s%*s] %3d%% %s / %s\033[K", p->verb,
 		p->name, fill, "##############################",
 		BAR_WIDTH - fill, "", pm / 10, bc_human_size(done, a),
 		bc_human_size(total, b));
@@ -203,6 +222,6 @@ void bc_progress_cb(void *arg, uint64_t done, uint64_t total)
 void bc_progress_end(struct bc_progress *p)
 {
 	if (p->tty && p->drawn)
-		fputs("\r\033[K", stderr); /* leave the line clean */
+		fputs("\r\033[K", BC_ERR); /* leave the line clean */
 	p->drawn = false;
 }
