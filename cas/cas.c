@@ -34,6 +34,12 @@ void cas_options_default(struct cas_options *o)
 	o->compress_level = 1;
 	o->segment_size = CAS_SEG_MAX_BYTES;
 	o->compact_threshold_pct = 50;
+	o->io_engine = CAS_IO_URING;
+}
+
+int cas_io_engine(const cas *c)
+{
+	return c->io;
 }
 
 static void opts_fix(struct cas_options *o, const struct cas_options *in)
@@ -45,6 +51,8 @@ static void opts_fix(struct cas_options *o, const struct cas_options *in)
 		o->segment_size = CAS_SEG_MAX_BYTES;
 	if (o->compact_threshold_pct > 100)
 		o->compact_threshold_pct = 100;
+	if (o->io_engine < CAS_IO_URING || o->io_engine > CAS_IO_SYNC)
+		o->io_engine = CAS_IO_URING;
 }
 
 static char *path_join(const char *a, const char *b)
@@ -249,6 +257,7 @@ int cas_open(const char *path, const struct cas_options *o, cas **out)
 	rc = idx_err(mdb_txn_commit(txn));
 	if (rc)
 		goto fail;
+	c->io = cas_io_probe(c->opt.io_engine);
 	c->seg.tail = malloc(TAIL_CAP);
 	c->seg.tail_cap = TAIL_CAP;
 	if (!c->seg.tail || pend_init(&c->pend)) {
@@ -322,19 +331,12 @@ int cas_renew_rtxn(cas *c)
 int cas_flush_tail(cas *c)
 {
 	struct seg_set *s = &c->seg;
-	size_t done = 0;
 	if (s->tail_len == 0)
 		return 0;
-	while (done < s->tail_len) {
-		ssize_t n = pwrite(s->fds[s->active], s->tail + done,
-				   s->tail_len - done, (off_t)(s->flushed + done));
-		if (n < 0) {
-			if (errno == EINTR)
-				continue;
-			return -errno; /* the buffer stays: a later sync retries */
-		}
-		done += (size_t)n;
-	}
+	int rc = cas_io_write(c->io, s->fds[s->active], s->tail, s->tail_len,
+			      s->flushed);
+	if (rc)
+		return rc; /* the buffer stays: a later sync retries */
 	/* Start writeback now so the fdatasync at the next sync has less
 	 * to wait for (advisory: errors surface at that fdatasync). */
 	sync_file_range(s->fds[s->active], (off_t)s->flushed, (off_t)s->tail_len,
@@ -656,22 +658,6 @@ static int locate(cas *c, const cas_name *n, struct cas_loc *l, uint8_t *rec,
 	return rc;
 }
 
-static int read_exact(int fd, uint8_t *buf, size_t len, uint64_t off)
-{
-	size_t done = 0;
-	while (done < len) {
-		ssize_t n = pread(fd, buf + done, len - done, (off_t)(off + done));
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0)
-			return -errno;
-		if (n == 0)
-			return -EIO; /* the index points past the end */
-		done += (size_t)n;
-	}
-	return 0;
-}
-
 /* Read the record at l into rec.  Called with seg_lock held shared; may
  * drop and retake it to open a segment file (-EAGAIN: locate again). */
 static int read_record(cas *c, const struct cas_loc *l, uint8_t *rec)
@@ -685,7 +671,8 @@ static int read_record(cas *c, const struct cas_loc *l, uint8_t *rec)
 		pthread_rwlock_rdlock(&c->seg_lock);
 		return rc == -ENOENT ? -EAGAIN : (rc ? rc : -EAGAIN);
 	}
-	return read_exact(s->fds[l->seg], rec, rec_padded(l->len), l->off);
+	return cas_io_read(c->io, s->fds[l->seg], rec, rec_padded(l->len),
+			   l->off);
 }
 
 int cas_get(cas *c, const cas_name *name, void *buf, unsigned flags)

@@ -50,6 +50,12 @@ extern const cas_name CAS_HOLE;
 
 typedef struct cas cas;
 
+/* I/O engines for segment files (io.c).  The store falls back down this
+ * list when one cannot be set up; cas_io_engine() says which it uses. */
+#define CAS_IO_URING 0
+#define CAS_IO_LIBAIO 1
+#define CAS_IO_SYNC 2
+
 struct cas_options {
 	/* zstd level for new chunks; 0 stores everything uncompressed. */
 	int compress_level;
@@ -58,9 +64,15 @@ struct cas_options {
 	/* Compaction rewrites a sealed segment whose live fraction is below
 	 * this percentage. */
 	unsigned compact_threshold_pct;
+	/* CAS_IO_URING (the default), CAS_IO_LIBAIO or CAS_IO_SYNC. */
+	int io_engine;
 };
 
-/* Fill *o with the defaults (level 1, 64 MiB segments, 50%). */
+/* The engine in use, and any engine's name ("io_uring", ...). */
+int cas_io_engine(const cas *c);
+const char *cas_io_engine_name(int engine);
+
+/* Fill *o with the defaults (level 1, 64 MiB segments, 50%, io_uring). */
 void cas_options_default(struct cas_options *o);
 
 /* Create a new, empty store in directory 'path' (created if missing; must

@@ -159,6 +159,13 @@ void seg_close_all(struct seg_set *s);
 int seg_file_open(struct seg_set *s, uint32_t id, bool create);
 int seg_mark_dirty(struct seg_set *s, uint32_t id);
 
+/* ---- io.c ---- */
+/* The first engine from 'want' down that works on this thread. */
+int cas_io_probe(int want);
+int cas_io_read(int engine, int fd, void *buf, size_t len, uint64_t off);
+int cas_io_write(int engine, int fd, const void *buf, size_t len,
+		 uint64_t off);
+
 /* ---- kv.c ---- */
 struct kv_op;
 void kv_ops_free(struct kv_op **head);
@@ -170,6 +177,7 @@ struct cas {
 	char *path;
 	int lockfd;
 	struct cas_options opt;
+	int io;               /* the I/O engine in use (CAS_IO_*) */
 	struct cas_index ix;
 	struct seg_set seg;
 	struct pend_table pend;

@@ -103,10 +103,8 @@ static int compact_one(cas *c, const struct seg_victim *v, struct move **mv,
 	pthread_rwlock_wrlock(&c->seg_lock);
 	rc = seg_file_open(&c->seg, v->id, false);
 	pthread_rwlock_unlock(&c->seg_lock);
-	if (!rc) {
-		ssize_t n = pread(c->seg.fds[v->id], buf, v->total, 0);
-		rc = n < 0 ? -errno : ((uint64_t)n != v->total ? -EIO : 0);
-	}
+	if (!rc)
+		rc = cas_io_read(c->io, c->seg.fds[v->id], buf, v->total, 0);
 	for (uint64_t off = SEG_HDR_SIZE; !rc && off + REC_HDR_SIZE <= v->total;) {
 		cas_name name;
 		uint64_t packed = 0;
