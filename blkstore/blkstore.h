@@ -60,6 +60,7 @@ struct bs_store_options {
 	uint64_t cache_nodes;      /* map node cache entries (4 KiB each) */
 	uint64_t dirty_limit;      /* unflushed blocks per disk before an
 				      automatic commit */
+	int io_engine;             /* CAS_IO_URING (default), _LIBAIO, _SYNC */
 };
 void bs_store_options_default(struct bs_store_options *o);
 

@@ -29,6 +29,7 @@ void bs_store_options_default(struct bs_store_options *o)
 	o->compress_level = 1;
 	o->cache_nodes = 65536; /* 256 MiB of map nodes */
 	o->dirty_limit = 16384; /* 64 MiB of unflushed blocks per disk */
+	o->io_engine = CAS_IO_URING;
 }
 
 bool bs_name_valid(const char *n)
@@ -215,11 +216,12 @@ int bs_store_open(const char *path, const struct bs_store_options *o,
 	rc = conf_read(path, &level);
 	if (rc)
 		goto fail;
-	s->opt.compress_level = level;
 	if (o)
 		s->opt = *o;
+	s->opt.compress_level = level; /* the store's, from store.conf */
 	cas_options_default(&co);
 	co.compress_level = s->opt.compress_level;
+	co.io_engine = s->opt.io_engine;
 	s->path = strdup(path);
 	rc = cas_open(path, &co, &s->c);
 	if (rc == CAS_EBADSTORE)
