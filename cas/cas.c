@@ -459,6 +459,7 @@ static int pend_touch_add(cas *c, const cas_name *n, int add, struct pend **out,
 			p->base = refs;
 			p->in_index = 1;
 			p->delta = add;
+			c->pend.dirty += add != 0;
 		}
 		pthread_mutex_unlock(&c->mu);
 		if (!p)
@@ -490,6 +491,7 @@ static int pend_add(cas *c, struct pend *p, int d)
 		return -EOVERFLOW;
 	pthread_mutex_lock(&c->mu);
 	p->delta += d;
+	c->pend.dirty++;
 	pthread_mutex_unlock(&c->mu);
 	return now > INT32_MAX ? INT32_MAX : (int)now;
 }
@@ -534,6 +536,7 @@ static int put_common(cas *c, const cas_name *name, const void *data,
 	if (p) {
 		p->loc = loc_pack(&loc);
 		p->delta = 1;
+		c->pend.dirty++;
 	}
 	pthread_mutex_unlock(&c->mu);
 	return p ? 1 : -ENOMEM;
@@ -614,6 +617,7 @@ int cas_set_refs(cas *c, const cas_name *name, uint32_t refs)
 		return -EOVERFLOW;
 	pthread_mutex_lock(&c->mu);
 	p->delta = (int32_t)d;
+	c->pend.dirty++;
 	pthread_mutex_unlock(&c->mu);
 	return 0;
 }
@@ -791,8 +795,9 @@ int cas_commit_pending(cas *c, MDB_txn *txn)
 		goto out;
 	}
 	for (size_t i = 0; i < t->cap; i++)
-		if (t->slots[i].used)
-			v[n++] = &t->slots[i];
+		if (t->slots[i].used &&
+		    (t->slots[i].delta != 0 || !t->slots[i].in_index))
+			v[n++] = &t->slots[i]; /* clean cache entries: nothing */
 	qsort(v, n, sizeof(*v), cmp_pend);
 
 	MDB_cursor *cur = NULL;
@@ -839,7 +844,7 @@ int cas_sync(cas *c)
 	MDB_txn *txn;
 	int rc;
 
-	if (!c->pend.count && !c->kv_ops && !s->ndirty && !c->recount_clear)
+	if (!c->pend.dirty && !c->kv_ops && !s->ndirty && !c->recount_clear)
 		return 0;
 	rc = cas_flush_tail(c);
 	for (size_t i = 0; i < s->ndirty && !rc; i++)
@@ -867,7 +872,7 @@ int cas_sync(cas *c)
 	if (rc)
 		return rc;
 	pthread_mutex_lock(&c->mu);
-	pend_clear(&c->pend);
+	pend_settle(&c->pend, PEND_CACHE_MAX); /* what stays is a cache */
 	pthread_mutex_unlock(&c->mu);
 	s->ndirty = 0;
 	kv_ops_free(&c->kv_ops);

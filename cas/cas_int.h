@@ -92,13 +92,18 @@ struct pend_table {
 	struct pend *slots;
 	size_t cap; /* power of two */
 	size_t count;
+	size_t dirty; /* entries changed since the last commit (a bound) */
 };
+#define PEND_CACHE_MAX 262144 /* clean entries kept after a commit */
 int pend_init(struct pend_table *t);
 void pend_free(struct pend_table *t);
 struct pend *pend_find(const struct pend_table *t, const cas_name *n);
 /* Insert a new entry (the name must be absent); NULL on ENOMEM. */
 struct pend *pend_insert(struct pend_table *t, const cas_name *n);
 void pend_clear(struct pend_table *t);
+/* After a commit: every entry becomes clean (or goes, if never indexed);
+ * past max_keep entries the table is emptied instead. */
+int pend_settle(struct pend_table *t, size_t max_keep);
 
 /* ---- index.c: the LMDB index ---- */
 #define CHUNK_VAL_SIZE 42u /* name[1..32) + loc (7 bytes) + refs u32 */

@@ -296,6 +296,11 @@ int cas_gc(cas *c, struct cas_gc_result *r)
 	if (c->recount)
 		return CAS_ERECOUNT;
 	int rc = cas_sync(c);
+	/* Compaction moves locations and the sweep removes entries: the
+	 * name cache starts over. */
+	pthread_mutex_lock(&c->mu);
+	pend_clear(&c->pend);
+	pthread_mutex_unlock(&c->mu);
 	if (!rc)
 		rc = gc_sweep(c, &r->chunks_freed);
 	if (!rc)

@@ -8,9 +8,14 @@
  * and costs the index nothing.  At commit each entry becomes at most one
  * index write, applied in name order.
  *
+ * After a commit the entries stay as a cache of the index ("clean":
+ * delta 0, base = the committed count, location known), so a name put or
+ * read again soon after costs no LMDB lookup; past PEND_CACHE_MAX entries
+ * the cache starts over.  gc empties it (compaction moves locations).
+ *
  * Open addressing with linear probing, keyed by the name's first 8 bytes
- * (SHA-256 output is uniform).  No deletes: the table is cleared whole
- * after each commit.  Locking is the caller's (see cas_int.h).
+ * (SHA-256 output is uniform).  No single deletes: pend_settle() rebuilds
+ * the table.  Locking is the caller's (see cas_int.h).
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -91,6 +96,45 @@ struct pend *pend_insert(struct pend_table *t, const cas_name *n)
 	return p;
 }
 
+int pend_settle(struct pend_table *t, size_t max_keep)
+{
+	size_t keep = 0;
+	for (size_t i = 0; i < t->cap; i++) {
+		struct pend *p = &t->slots[i];
+		if (p->used && (p->in_index || (int64_t)p->base + p->delta > 0))
+			keep++;
+	}
+	if (keep > max_keep) {
+		pend_clear(t);
+		return 0;
+	}
+	size_t cap = PEND_MIN_CAP;
+	while (cap < 2 * (keep + 1))
+		cap *= 2;
+	struct pend *slots = calloc(cap, sizeof(*slots));
+	if (!slots) {
+		pend_clear(t);
+		return -ENOMEM;
+	}
+	for (size_t i = 0; i < t->cap; i++) {
+		struct pend *p = &t->slots[i];
+		int64_t fin = (int64_t)p->base + p->delta;
+		if (!p->used || (!p->in_index && fin <= 0))
+			continue; /* never indexed: nothing to cache */
+		struct pend *q = slot_for(slots, cap, &p->name);
+		*q = *p;
+		q->base = (uint32_t)fin;
+		q->delta = 0;
+		q->in_index = 1;
+	}
+	free(t->slots);
+	t->slots = slots;
+	t->cap = cap;
+	t->count = keep;
+	t->dirty = 0;
+	return 0;
+}
+
 void pend_clear(struct pend_table *t)
 {
 	if (t->count == 0)
@@ -103,9 +147,11 @@ void pend_clear(struct pend_table *t)
 			t->slots = slots;
 			t->cap = PEND_MIN_CAP;
 			t->count = 0;
+			t->dirty = 0;
 			return;
 		}
 	}
 	memset(t->slots, 0, t->cap * sizeof(*t->slots));
 	t->count = 0;
+	t->dirty = 0;
 }
