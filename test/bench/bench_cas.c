@@ -263,7 +263,8 @@ static double get_all(cas *c, size_t n, const cas_name *names,
 }
 
 struct store_res {
-	double put_unique, put_dup, get, get_verify, put_raw;
+	double put_unique, put_dup, put_dup_cold, get, get_verify, put_raw,
+		get_cold;
 	uint64_t chunks, stored, index_bytes;
 };
 
@@ -279,6 +280,14 @@ static void store_rep(const struct cfg *g, size_t n, cas_name *names,
 	res->put_dup = put_all(c, n, names);
 	res->get = get_all(c, n, names, order, 0);
 	res->get_verify = get_all(c, n, names, order, CAS_GET_VERIFY);
+	/* Again with a cold name cache: after a reopen every name is found
+	 * through the LMDB index. */
+	if ((r = cas_close(c)) || (r = cas_open(path, NULL, &c)))
+		die("reopen", r);
+	res->get_cold = get_all(c, n, names, order, 0);
+	if ((r = cas_close(c)) || (r = cas_open(path, NULL, &c)))
+		die("reopen", r);
+	res->put_dup_cold = put_all(c, n, names);
 	if ((r = cas_stat(c, &st)))
 		die("cas_stat", r);
 	res->chunks = st.chunks;
@@ -457,12 +466,14 @@ int main(int argc, char **argv)
 		order[j] = tmp;
 	}
 	double t_pu[MAX_REPS], t_pd[MAX_REPS], t_g[MAX_REPS], t_gv[MAX_REPS],
-		t_pr[MAX_REPS];
+		t_pr[MAX_REPS], t_pdc[MAX_REPS], t_gc[MAX_REPS];
 	struct store_res res = {0};
 	for (int k = 0; k < g.reps; k++) {
 		store_rep(&g, n, names, order, &res);
 		t_pu[k] = res.put_unique;
 		t_pd[k] = res.put_dup;
+		t_pdc[k] = res.put_dup_cold;
+		t_gc[k] = res.get_cold;
 		t_g[k] = res.get;
 		t_gv[k] = res.get_verify;
 		t_pr[k] = res.put_raw;
@@ -473,6 +484,8 @@ int main(int argc, char **argv)
 	const double sz = mbps(bytes, median(t_sz, g.reps));
 	const double pu = mbps(bytes, median(t_pu, g.reps));
 	const double pd = mbps(bytes, median(t_pd, g.reps));
+	const double pdc = mbps(bytes, median(t_pdc, g.reps));
+	const double gtc = mbps(bytes, median(t_gc, g.reps));
 	const double gt = mbps(bytes, median(t_g, g.reps));
 	const double gv = mbps(bytes, median(t_gv, g.reps));
 	const double pr = mbps(bytes, median(t_pr, g.reps));
@@ -497,10 +510,16 @@ int main(int argc, char **argv)
 	printf("%-34s(%3d) %10.1f\n", "put unique + sync", g.level, pu);
 	printf("%-34s(%3d) %10.1f\n", "put unique + sync", 0, pr);
 	printf("%-34s(%3d) %10.1f\n", "put duplicate + sync", g.level, pd);
+	printf("%-34s(%3d) %10.1f\n", "put duplicate, cold cache + sync",
+	       g.level, pdc);
 	printf("%-34s(%3d) %10.1f\n", "get, random order", g.level, gt);
+	printf("%-34s(%3d) %10.1f\n", "get, cold cache, random order",
+	       g.level, gtc);
 	printf("%-34s(%3d) %10.1f\n", "get + verify, random order", g.level,
 	       gv);
 	printf("\n%-40s %10.3f\n", "dup put / SHA ceiling", pd / sha);
+	printf("%-40s %10.3f\n", "dup put, cold cache / SHA ceiling",
+	       pdc / sha);
 	printf("%-40s %10.3f\n", "unique put / (SHA+zstd) ceiling", pu / sz);
 	printf("%-40s %10.3f\n", "compression ratio, zstd alone", zratio);
 	printf("%-40s %10.3f\n", "compression ratio, store (raw/stored)",
@@ -517,14 +536,17 @@ int main(int argc, char **argv)
 	       "\"sha_zstd_mbps\":%.1f,\"put_unique_mbps\":%.1f,"
 	       "\"put_unique_raw_mbps\":%.1f,\"put_dup_mbps\":%.1f,"
 	       "\"get_mbps\":%.1f,\"get_verify_mbps\":%.1f,"
-	       "\"dup_vs_sha\":%.3f,\"unique_vs_sha_zstd\":%.3f,"
+	       "\"put_dup_cold_mbps\":%.1f,\"get_cold_mbps\":%.1f,"
+	       "\"dup_vs_sha\":%.3f,\"dup_cold_vs_sha\":%.3f,"
+	       "\"unique_vs_sha_zstd\":%.3f,"
 	       "\"zstd_ratio\":%.4f,\"store_ratio\":%.4f,"
 	       "\"unique_chunks\":%llu,\"index_bytes_per_chunk\":%.1f,"
 	       "\"index_scale_chunks\":%llu,"
 	       "\"index_scale_bytes_per_chunk\":%.1f,"
 	       "\"index_scale_secs\":%.2f}\n",
 	       n, (unsigned long long)bytes, g.reps, g.level, sha, zs, sz, pu,
-	       pr, pd, gt, gv, pd / sha, pu / sz, zratio, sratio,
+	       pr, pd, gt, gv, pdc, gtc, pd / sha, pdc / sha, pu / sz, zratio,
+	       sratio,
 	       (unsigned long long)res.chunks, idx_small,
 	       (unsigned long long)ist.chunks, idx_big, t_idx);
 
