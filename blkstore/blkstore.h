@@ -74,6 +74,10 @@ int bs_store_close(bs_store *s);
 /* Group commit: flush and commit every disk with unflushed writes. */
 int bs_store_flush(bs_store *s);
 cas *bs_store_cas(bs_store *s);
+/* The owner of an open store says where its control socket is: written
+ * into STORE/lock (which the owner holds locked), where blkctl looks.
+ * NULL clears it. */
+int bs_store_announce(const char *path, const char *control);
 
 /* Names: 1..64 of [A-Za-z0-9_.-], not starting with '.' or '-'.
  * A spec is DISK or DISK@SNAP. */

@@ -272,6 +272,24 @@ int bs_store_close(bs_store *s)
 	return rc ? rc : rc2;
 }
 
+int bs_store_announce(const char *path, const char *control)
+{
+	char p[4200], text[4200 + 64];
+	int n = control ? snprintf(text, sizeof(text), "pid=%ld\ncontrol=%s\n",
+				   (long)getpid(), control)
+			: 0;
+	snprintf(p, sizeof(p), "%s/lock", path);
+	/* In place: the file must stay the inode the owner holds locked. */
+	int fd = open(p, O_WRONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	int rc = 0;
+	if (ftruncate(fd, 0) || (n > 0 && pwrite(fd, text, (size_t)n, 0) != n))
+		rc = -errno;
+	close(fd);
+	return rc;
+}
+
 cas *bs_store_cas(bs_store *s)
 {
 	return s->c;

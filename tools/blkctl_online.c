@@ -39,10 +39,13 @@ static const char *str_of(json_object *o, const char *k)
 int bc_cmd_stats(bs_store *s, const struct bc_args *a)
 {
 	json_object *st = NULL, *disks;
-	(void)s;
 	if (!a->owner || !a->owner->stats)
 		return no_owner(a);
-	int rc = a->owner->stats(a->owner->ctx, a->argc ? a->argv[0] : NULL, &st);
+	struct bs_info info;
+	int rc = a->argc ? bs_info(s, a->argv[0], &info) : 0;
+	if (rc)
+		return bc_fail(rc, "stats '%s'", a->argv[0]);
+	rc = a->owner->stats(a->owner->ctx, a->argc ? a->argv[0] : NULL, &st);
 	if (rc)
 		return bc_fail(rc, "stats%s%s", a->argc ? " " : "",
 			       a->argc ? a->argv[0] : "");
