@@ -131,6 +131,13 @@ static void daemon_ready(int fd)
 	close(fd);
 }
 
+/* On the store thread: which I/O engine the store really uses. */
+static int io_engine_of(bs_store *st, void *arg)
+{
+	*(int *)arg = cas_io_engine(bs_store_cas(st));
+	return 0;
+}
+
 static int write_pid_file(const char *path)
 {
 	FILE *f = fopen(path, "we");
@@ -312,7 +319,15 @@ int main(int argc, char **argv)
 		srv_destroy(s);
 		return 1;
 	}
-	srv_log(s, SRV_INFO, "serving %s (pid %ld)", o.store, (long)getpid());
+	int engine = CAS_IO_SYNC;
+	int want = o.have_store_opts ? o.store_opts.io_engine : CAS_IO_URING;
+	srv_call(s, io_engine_of, &engine);
+	if (engine != want)
+		srv_log(s, SRV_WARN, "%s is not available here: segment I/O "
+			"falls back to %s", cas_io_engine_name(want),
+			cas_io_engine_name(engine));
+	srv_log(s, SRV_INFO, "serving %s (pid %ld, I/O engine %s)", o.store,
+		(long)getpid(), cas_io_engine_name(engine));
 	sd_notify_msg("READY=1");
 	if (ready_fd >= 0)
 		daemon_ready(ready_fd);
