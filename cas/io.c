@@ -138,38 +138,33 @@ static ssize_t io_once_rw(int engine, bool wr, int fd, void *buf, size_t len,
 	return n < 0 ? -errno : n;
 }
 
-int cas_io_read(int engine, int fd, void *buf, size_t len, uint64_t off)
+/* Every byte, through short transfers and interruptions. */
+static int io_all(int engine, bool wr, int fd, uint8_t *buf, size_t len,
+		  uint64_t off)
 {
 	size_t done = 0;
 	while (done < len) {
-		ssize_t n = io_once_rw(engine, false, fd, (uint8_t *)buf + done,
-				       len - done, off + done);
+		ssize_t n = io_once_rw(engine, wr, fd, buf + done, len - done,
+				       off + done);
 		if (n == -EINTR || n == -EAGAIN)
 			continue;
 		if (n < 0)
 			return (int)n;
 		if (n == 0)
-			return -EIO; /* past the end of the file */
+			return -EIO; /* a read past the end of the file */
 		done += (size_t)n;
 	}
 	return 0;
 }
 
+int cas_io_read(int engine, int fd, void *buf, size_t len, uint64_t off)
+{
+	return io_all(engine, false, fd, buf, len, off);
+}
+
 int cas_io_write(int engine, int fd, const void *buf, size_t len, uint64_t off)
 {
-	size_t done = 0;
-	while (done < len) {
-		ssize_t n = io_once_rw(engine, true, fd, (uint8_t *)buf + done,
-				       len - done, off + done);
-		if (n == -EINTR || n == -EAGAIN)
-			continue;
-		if (n < 0)
-			return (int)n;
-		if (n == 0)
-			return -EIO;
-		done += (size_t)n;
-	}
-	return 0;
+	return io_all(engine, true, fd, (uint8_t *)buf, len, off);
 }
 
 const char *cas_io_engine_name(int engine)
