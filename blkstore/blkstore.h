@@ -192,6 +192,58 @@ int bs_fsck(bs_store *s, unsigned flags, bs_report_fn fn, void *arg);
  * from the catalogue's roots (fsck --rebuild). */
 int bs_rebuild(const char *path, bs_report_fn fn, void *arg);
 
+/* ---- I/O split across threads (disk_mt.c) ----
+ *
+ * The same reads and writes as bs_disk_read/bs_disk_write, cut so that
+ * the expensive part runs on any thread while the store thread (the one
+ * that uses the store, as above) does only what must be serialised:
+ * looking block names up in the map and applying prepared writes.
+ *
+ *   read:  store thread: bs_disk_names(d, off, len, names)
+ *          any thread:   bs_disk_read_names(d, names, buf, len, off)
+ *   write: any thread:   bs_disk_prepare(d, buf, len, off, p)
+ *          store thread: bs_disk_write_prepared(d, buf, len, off, p)
+ *
+ * "Any thread" means concurrently with the store thread and with each
+ * other, on a disk that stays open meanwhile (those two touch only the
+ * chunk store, through its thread-safe cas_get and cas_prepare).
+ *
+ * Names go stale: once bs_disk_names returns, a later write may replace
+ * a block and a gc may free its old chunk.  Then bs_disk_read_names
+ * fails (-ENOENT, or -EIO: cas_get checks every record's name and
+ * checksum, so a chunk that was freed or moved never yields another
+ * chunk's bytes) and the caller looks the names up again.  A read that
+ * races with a write to the same block returns the old or the new data.
+ */
+
+/* How many blocks [off, off+len) touches (names[] needs this many), and
+ * how many it covers whole (p[] of bs_disk_prepare needs this many). */
+static inline uint64_t bs_span_blocks(uint64_t off, uint64_t len)
+{
+	return len ? (off + len - 1) / BS_BLOCK_SIZE - off / BS_BLOCK_SIZE + 1
+		   : 0;
+}
+static inline uint64_t bs_whole_blocks(uint64_t off, uint64_t len)
+{
+	uint64_t first = (off + BS_BLOCK_SIZE - 1) / BS_BLOCK_SIZE;
+	uint64_t end = (off + len) / BS_BLOCK_SIZE;
+	return end > first ? end - first : 0;
+}
+/* Store thread: the names of the blocks [off, off+len) touches. */
+int bs_disk_names(bs_disk *d, uint64_t off, uint64_t len, cas_name *names);
+/* Any thread: the bytes [off, off+len) given the names of the blocks
+ * they touch (from bs_disk_names).  -ENOENT or -EIO: look up again. */
+int bs_disk_read_names(bs_disk *d, const cas_name *names, void *buf,
+		       uint64_t len, uint64_t off);
+/* Any thread: hash (and compress if new) every block a write of buf at
+ * off covers whole, into p[0 .. bs_whole_blocks(off, len)). */
+int bs_disk_prepare(bs_disk *d, const void *buf, uint64_t len, uint64_t off,
+		    struct cas_prepared *p);
+/* Store thread: the write of buf at off (as bs_disk_write), its whole
+ * blocks taken from p (bs_disk_prepare of the same buf, off and len). */
+int bs_disk_write_prepared(bs_disk *d, const void *buf, uint64_t len,
+			   uint64_t off, const struct cas_prepared *p);
+
 const char *bs_strerror(int err);
 
 #endif

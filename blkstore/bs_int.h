@@ -78,6 +78,17 @@ int bs_drop_hidden(bs_store *s);
 int bs_disk_set_block(bs_disk *d, uint64_t blk, const cas_name *name);
 int bs_disk_bound_dirty(bs_disk *d);
 
+/*
+ * End a store transaction: with rc == 0 make it durable (cas_sync); if
+ * that or anything before it failed (rc != 0), give the whole
+ * transaction up: the chunk store rolls back to its last commit and every
+ * open disk reopens its committed map (bs_store_rollback).  Writes
+ * acknowledged since the last flush are lost, as in a crash, and no count
+ * is ever left half changed.  Returns rc, or the sync's error.
+ */
+int bs_sync(bs_store *s, int rc);
+int bs_store_rollback(bs_store *s);
+
 /* Commit one disk's map and record (no cas_sync). */
 int bs_disk_commit(struct bs_disk *d);
 struct bs_disk *bs_find_open(bs_store *s, const char *disk, const char *snap);

@@ -44,8 +44,7 @@ int bs_disk_create_any(bs_store *s, const char *name, uint64_t size)
 	rec.size = size;
 	rec.root = CAS_HOLE;
 	rec.created = (uint64_t)time(NULL);
-	rc = bs_cat_put(s, name, NULL, &rec);
-	return rc ? rc : cas_sync(s->c);
+	return bs_sync(s, bs_cat_put(s, name, NULL, &rec));
 }
 
 int bs_spec_root(bs_store *s, const char *spec, cas_name *root,
@@ -58,9 +57,7 @@ int bs_spec_root(bs_store *s, const char *spec, cas_name *root,
 		return rc;
 	struct bs_disk *d = bs_find_open(s, disk, snap);
 	if (d && !d->ro) {
-		rc = bs_disk_commit(d);
-		if (!rc)
-			rc = cas_sync(s->c);
+		rc = bs_sync(s, bs_disk_commit(d));
 		if (rc)
 			return rc;
 		rec = d->rec;
@@ -96,12 +93,7 @@ int bs_snapshot(bs_store *s, const char *disk, const char *snap)
 		return rc;
 	rec.created = (uint64_t)time(NULL);
 	rec.origin[0] = 0;
-	rc = bs_cat_put(s, disk, snap, &rec);
-	if (rc) {
-		cas_unref(s->c, &rec.root);
-		return rc;
-	}
-	return cas_sync(s->c);
+	return bs_sync(s, bs_cat_put(s, disk, snap, &rec));
 }
 
 int bs_clone(bs_store *s, const char *src, const char *newdisk)
@@ -122,12 +114,7 @@ int bs_clone(bs_store *s, const char *src, const char *newdisk)
 		return rc;
 	rec.created = (uint64_t)time(NULL);
 	snprintf(rec.origin, sizeof(rec.origin), "%s", src);
-	rc = bs_cat_put(s, newdisk, NULL, &rec);
-	if (rc) {
-		cas_unref(s->c, &rec.root);
-		return rc;
-	}
-	return cas_sync(s->c);
+	return bs_sync(s, bs_cat_put(s, newdisk, NULL, &rec));
 }
 
 static int delete_parsed(bs_store *s, const char *disk, const char *snap);
@@ -174,7 +161,7 @@ int bs_disk_rename(bs_store *s, const char *from, const char *to)
 		rc = bs_cat_put(s, to, NULL, &rec);
 	if (!rc)
 		rc = bs_cat_del(s, from, NULL);
-	return rc ? rc : cas_sync(s->c); /* one transaction: both or none */
+	return bs_sync(s, rc); /* one transaction: both or none */
 }
 
 static int drop_collect(void *arg, const void *k, size_t klen, const void *v,
@@ -234,7 +221,7 @@ static int delete_parsed(bs_store *s, const char *disk, const char *snap)
 	if (!rc)
 		rc = px_root_release(s->c, s->pc, &rec.root,
 				     bs_nblocks(rec.size));
-	return rc ? rc : cas_sync(s->c);
+	return bs_sync(s, rc);
 }
 
 static void fill_info(bs_store *s, const char *disk, const char *snap,
@@ -359,9 +346,7 @@ int bs_resize_any(bs_store *s, const char *name, uint64_t size, unsigned flags)
 	int rc = bs_disk_open_parsed(s, name, "", &d);
 	if (rc)
 		return rc;
-	rc = bs_disk_commit(d);
-	if (!rc)
-		rc = cas_sync(s->c);
+	rc = bs_sync(s, bs_disk_commit(d));
 	if (rc || size == d->size)
 		goto out;
 	uint64_t old_nb = bs_nblocks(d->size), new_nb = bs_nblocks(size);
@@ -396,9 +381,7 @@ int bs_resize_any(bs_store *s, const char *name, uint64_t size, unsigned flags)
 	if (rc)
 		goto out;
 	d->size = size;
-	rc = bs_disk_commit(d);
-	if (!rc)
-		rc = cas_sync(s->c);
+	rc = bs_sync(s, bs_disk_commit(d));
 out:;
 	int rc2 = bs_disk_close(d);
 	return rc ? rc : rc2;

@@ -55,16 +55,12 @@ int bs_disk_open_parsed(bs_store *s, const char *disk, const char *snap,
 	d->size = rec.size;
 	d->allocated = (int64_t)rec.allocated;
 	d->dirty_limit = s->opt.dirty_limit;
-	/* A disk's map holds the disk's root reference.  A snapshot's map
-	 * holds one of its own (the snapshot keeps the catalogue's). */
-	if (d->ro && (rc = cas_ref(s->c, &rec.root)) < 0)
-		goto fail;
+	/* The map holds the catalogue record's root reference: a disk's
+	 * map moves it at each commit; a snapshot's map only borrows it
+	 * (a snapshot cannot be deleted while open). */
 	rc = px_map_open(s->c, s->pc, &rec.root, bs_nblocks(rec.size), &d->m);
-	if (rc) {
-		if (d->ro)
-			cas_unref(s->c, &rec.root);
+	if (rc)
 		goto fail;
-	}
 	d->users = 1;
 	d->next = s->open;
 	s->open = d;
@@ -78,7 +74,7 @@ fail:
 int bs_disk_commit(struct bs_disk *d)
 {
 	cas_name root = d->rec.root;
-	if (d->ro)
+	if (d->ro || !d->m)
 		return 0;
 	if (px_map_dirty(d->m)) {
 		int rc = px_map_commit(d->m, &root);
@@ -109,20 +105,14 @@ int bs_disk_close(bs_disk *d)
 	int rc = 0;
 	if (--d->users > 0)
 		return 0;
-	if (!d->ro) {
-		rc = bs_disk_commit(d);
-		if (!rc)
-			rc = cas_sync(s->c);
-	}
+	if (!d->ro)
+		rc = bs_sync(s, bs_disk_commit(d));
 	for (struct bs_disk **p = &s->open; *p; p = &(*p)->next)
 		if (*p == d) {
 			*p = d->next;
 			break;
 		}
-	int rc2 = px_map_close(d->m);
-	if (d->ro && !rc2)
-		rc2 = px_root_release(s->c, s->pc, &d->rec.root,
-				      bs_nblocks(d->rec.size));
+	int rc2 = d->m ? px_map_close(d->m) : 0;
 	free(d);
 	return rc ? rc : rc2;
 }
@@ -139,6 +129,8 @@ bool bs_disk_readonly(const bs_disk *d)
 
 static int check_range(bs_disk *d, uint64_t len, uint64_t off)
 {
+	if (!d->m)
+		return BS_ENODISK; /* its creation was rolled back */
 	if (off > d->size || len > d->size - off)
 		return BS_ERANGE;
 	return 0;
@@ -183,6 +175,11 @@ int bs_disk_read(bs_disk *d, void *buf, uint64_t len, uint64_t off)
 int bs_disk_set_block(bs_disk *d, uint64_t blk, const cas_name *name)
 {
 	cas_name old;
+	if (!d->m) {
+		if (!cas_name_is_hole(name))
+			cas_unref(d->s->c, name);
+		return BS_ENODISK; /* its creation was rolled back */
+	}
 	int rc = px_map_lookup(d->m, blk, &old);
 	if (!rc && !memcmp(old.b, name->b, CAS_NAME_SIZE)) {
 		/* Same content: drop the extra reference. */
@@ -217,8 +214,7 @@ int bs_disk_bound_dirty(bs_disk *d)
 {
 	if (d->unflushed < d->dirty_limit)
 		return 0;
-	int rc = bs_disk_commit(d);
-	return rc ? rc : cas_sync(d->s->c);
+	return bs_sync(d->s, bs_disk_commit(d));
 }
 
 /* Write (data != NULL) or zero (data == NULL) a byte range. */

@@ -60,6 +60,7 @@ struct report {
 	bs_report_fn fn;
 	void *arg;
 	uint64_t problems;
+	uint64_t unreadable; /* map nodes the walk could not read */
 };
 
 static void say(struct report *r, const char *fmt, ...)
@@ -81,6 +82,7 @@ static void walk_err(void *arg, const cas_name *n, int err)
 	char hex[2 * CAS_NAME_SIZE + 1];
 	cas_name_format(n, hex);
 	r->problems++;
+	r->unreadable++;
 	say(r, "map node %s cannot be read: %s (the blocks under it are lost)",
 	    hex, bs_strerror(err));
 }
@@ -116,11 +118,17 @@ static int compare_one(void *arg, const cas_name *n, uint32_t refs)
 		return 0;
 	cas_name_format(n, hex);
 	c->rep->problems++;
+	/* With a map node unreadable, what lies under it was not counted:
+	 * a count above the walk's may be right.  Never lower it then. */
+	bool lower_unsafe = refs > want && c->rep->unreadable;
 	say(c->rep, "chunk %s: index count %u, roots reach it %u time%s (%s)%s",
 	    hex, refs, want, want == 1 ? "" : "s",
 	    refs > want ? "leak" : "count too low: could be freed while in use",
-	    c->repair ? "; repaired" : "");
-	if (c->repair) {
+	    !c->repair     ? ""
+	    : lower_unsafe ? "; not lowered: a map node could not be read, so "
+			     "what lies under it is unknown"
+			   : "; repaired");
+	if (c->repair && !lower_unsafe) {
 		int rc = cas_set_refs(c->s->c, n, want);
 		if (rc)
 			return c->err = rc;
@@ -136,6 +144,11 @@ static int fsck_run(bs_store *s, unsigned flags, struct report *rep)
 	if (rc)
 		return rc;
 	rc = bs_store_flush(s);
+	uint64_t bad_page;
+	if (!rc && (rc = cas_check_index(s->c, &bad_page)) == CAS_EBADINDEX)
+		say(rep, "the chunk index is damaged (LMDB page %llu): run "
+			 "fsck --rebuild to recreate it from the segments",
+		    (unsigned long long)bad_page);
 	if (!rc)
 		rc = expected_counts(s, &ns, rep, &roots);
 	struct cmp_ctx cc = {s, &ns, rep, flags & BS_FSCK_REPAIR, 0};
@@ -155,7 +168,7 @@ static int fsck_run(bs_store *s, unsigned flags, struct report *rep)
 		    hex, e->count, e->count == 1 ? "" : "s");
 	}
 	if (!rc && (flags & BS_FSCK_REPAIR))
-		rc = cas_sync(s->c);
+		rc = bs_sync(s, 0);
 	if (!rc)
 		say(rep, "%zu roots, %zu distinct chunks reachable, %llu problem%s",
 		    roots.n, ns.n, (unsigned long long)rep->problems,
@@ -167,14 +180,14 @@ static int fsck_run(bs_store *s, unsigned flags, struct report *rep)
 
 int bs_fsck(bs_store *s, unsigned flags, bs_report_fn fn, void *arg)
 {
-	struct report rep = {fn, arg, 0};
+	struct report rep = {fn, arg, 0, 0};
 	int rc = fsck_run(s, flags, &rep);
 	return rc ? rc : (int)(rep.problems > INT32_MAX ? INT32_MAX : rep.problems);
 }
 
 int bs_rebuild(const char *path, bs_report_fn fn, void *arg)
 {
-	struct report rep = {fn, arg, 0};
+	struct report rep = {fn, arg, 0, 0};
 	struct bs_nameset ns;
 	struct roots roots = {0};
 	uint64_t found = 0, bad = 0;
@@ -207,8 +220,23 @@ int bs_rebuild(const char *path, bs_report_fn fn, void *arg)
 			rc = r;
 		}
 	}
-	if (!rc)
+	/* Let gc run again only on a complete count: with no catalogue (it
+	 * was lost with the index) or unreadable map nodes, zero counts
+	 * would let gc delete chunks that disks may still need. */
+	if (!rc && roots.n == 0 && found > 0) {
+		rep.problems++;
+		say(&rep, "the catalogue of disks was lost with the index: %llu "
+			  "chunks are kept but no disk names them; gc stays "
+			  "disabled so that nothing is deleted",
+		    (unsigned long long)found);
+	} else if (!rc && rep.unreadable) {
+		say(&rep, "%llu map node%s could not be read: gc stays disabled "
+			  "so that the chunks under them are kept",
+		    (unsigned long long)rep.unreadable,
+		    rep.unreadable == 1 ? "" : "s");
+	} else if (!rc) {
 		rc = cas_recount_done(s->c);
+	}
 	if (!rc)
 		say(&rep, "recounted references from %zu roots", roots.n);
 	free(roots.v);

@@ -5,12 +5,15 @@
  * and the closures the store thread runs for it (nbd_store.c).
  *
  *   nbd.c        handshake: fixed newstyle option haggling
- *   nbd_io.c     transmission: commands and (structured) replies
+ *   nbd_io.c     transmission: commands and (structured) replies, with
+ *                several requests in flight per connection
  *   nbd_store.c  the disk operations, run on the store thread
  */
 #ifndef CAVM_BLKSTORE_NBD_INT_H
 #define CAVM_BLKSTORE_NBD_INT_H
 
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -139,11 +142,21 @@ struct nbd_conn {
 	char meta_export[BS_SPEC_MAX]; /* ... for this export */
 	struct nbd_export exp;
 	uint16_t tflags; /* transmission flags sent */
-	uint8_t *buf;    /* payloads, both ways; grows to the largest */
+	uint8_t *buf;    /* handshake: option data; grows to the largest */
 	size_t cap;
 	/* counters for the closing log line */
-	uint64_t nreq, rbytes, wbytes;
+	uint64_t nreq;
+	_Atomic uint64_t rbytes, wbytes;
 	struct iostat *stat; /* the export's entry in the server's stats */
+
+	/* Transmission (nbd_io.c): the request stream is read by one
+	 * worker at a time (rx_mu), replies are sent whole, one at a time
+	 * (tx_mu). */
+	pthread_mutex_t rx_mu, tx_mu;
+	uint8_t *rx;          /* received, not yet parsed: rx[rx_pos, rx_end) */
+	size_t rx_pos, rx_end;
+	bool rx_done;         /* no more requests: DISC, error, lost stream */
+	atomic_bool dead;     /* a send failed: stop */
 };
 
 /* Grow c->buf to at least len bytes (kept for the connection's life). */
@@ -177,6 +190,32 @@ enum nbd_op {
 /* One disk operation; 'fua' flushes after it.  buf for READ/WRITE. */
 int nbd_disk_io(struct srv *s, bs_disk *d, enum nbd_op op, void *buf,
 		uint64_t off, uint64_t len, bool fua);
+/*
+ * Batches for the pipelined data path (nbd_io.c): one store-thread call
+ * for many spans of one or more requests.  Spans of one request are
+ * consecutive, in order, each at most NBD_IO_SLICE bytes.
+ *  - nbd_disk_names: names[] of each span's blocks (bs_disk_names); the
+ *    chunks are then read on the caller's thread (bs_disk_read_names).
+ *  - nbd_disk_write_prepared: each span written from buf and the
+ *    records prepared on the caller's thread (bs_disk_prepare), then a
+ *    flush after a span with 'fua'.  A span whose rc is set on entry, or
+ *    whose request failed in an earlier span, is skipped.
+ * Results go to each span's rc.
+ */
+struct nbd_span {
+	uint64_t off, len;
+	uint8_t *buf;                  /* write data */
+	cas_name *names;               /* read: bs_span_blocks() of them */
+	const struct cas_prepared *p;  /* write: bs_whole_blocks() of them */
+	uint32_t req;                  /* which request (spans of one are
+					  consecutive) */
+	bool fua;
+	int rc;
+};
+void nbd_disk_names(struct srv *s, bs_disk *d, struct nbd_span *v,
+		    unsigned n);
+void nbd_disk_write_prepared(struct srv *s, bs_disk *d, struct nbd_span *v,
+			     unsigned n);
 /* Extents from off: up to 'max' of them covering at most len bytes. */
 struct nbd_extent {
 	uint32_t len;

@@ -208,6 +208,56 @@ int nbd_disk_io(struct srv *s, bs_disk *d, enum nbd_op op, void *buf,
 	return srv_call(s, do_io, &a);
 }
 
+struct spans_arg {
+	bs_disk *d;
+	struct nbd_span *v;
+	unsigned n;
+};
+
+static int do_names(bs_store *st, void *arg)
+{
+	struct spans_arg *a = arg;
+	(void)st;
+	for (unsigned i = 0; i < a->n; i++) {
+		struct nbd_span *v = &a->v[i];
+		if (!v->rc)
+			v->rc = bs_disk_names(a->d, v->off, v->len, v->names);
+	}
+	return 0;
+}
+
+void nbd_disk_names(struct srv *s, bs_disk *d, struct nbd_span *v, unsigned n)
+{
+	struct spans_arg a = {d, v, n};
+	srv_call(s, do_names, &a);
+}
+
+static int do_write_prepared(bs_store *st, void *arg)
+{
+	struct spans_arg *a = arg;
+	(void)st;
+	for (unsigned i = 0; i < a->n; i++) {
+		struct nbd_span *v = &a->v[i];
+		if (i && v[-1].req == v->req && v[-1].rc && !v->rc)
+			v->rc = v[-1].rc; /* the request failed already */
+		if (v->rc)
+			continue;
+		if (v->len)
+			v->rc = bs_disk_write_prepared(a->d, v->buf, v->len,
+						       v->off, v->p);
+		if (!v->rc && v->fua)
+			v->rc = bs_disk_flush(a->d);
+	}
+	return 0;
+}
+
+void nbd_disk_write_prepared(struct srv *s, bs_disk *d, struct nbd_span *v,
+			     unsigned n)
+{
+	struct spans_arg a = {d, v, n};
+	srv_call(s, do_write_prepared, &a);
+}
+
 /* How far one request may make the store thread scan: the rest is left
  * for the client's next request (the spec allows a short reply). */
 #define EXTENT_SCAN_MAX (1ull << 30)

@@ -16,6 +16,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 #include <sys/uio.h>
 
 #include <json-c/json.h>
@@ -153,6 +154,15 @@ uint64_t srv_now_ns(void);
  * dropped client), -ESHUTDOWN, or -ETIMEDOUT.
  */
 int srv_recv(struct srv_conn *c, void *buf, size_t len, bool idle);
+/*
+ * Receive whatever has arrived, up to len bytes, for a reader that
+ * buffers a stream: with 'wait', at least one byte (waiting as srv_recv
+ * does, 'idle' meaning the same); without, possibly none.  Returns the
+ * byte count (0 only without 'wait'), -ECONNRESET, -ESHUTDOWN or
+ * -ETIMEDOUT.
+ */
+ssize_t srv_recv_some(struct srv_conn *c, void *buf, size_t len, bool idle,
+		      bool wait);
 /* Read and throw away len bytes (an oversized payload), same results. */
 int srv_discard(struct srv_conn *c, uint64_t len, void *scratch,
 		size_t scratch_len);

@@ -274,6 +274,29 @@ int srv_recv(struct srv_conn *c, void *buf, size_t len, bool idle)
 	return 0;
 }
 
+ssize_t srv_recv_some(struct srv_conn *c, void *buf, size_t len, bool idle,
+		      bool wait)
+{
+	if (wait && idle && srv_stopping(c->srv))
+		return -ESHUTDOWN;
+	for (;;) {
+		ssize_t n = recv(c->fd, buf, len, wait ? 0 : MSG_DONTWAIT);
+		if (n > 0)
+			return n;
+		if (n == 0)
+			return -ECONNRESET;
+		if (errno == EINTR)
+			continue;
+		if (errno != EAGAIN && errno != EWOULDBLOCK)
+			return -ECONNRESET;
+		if (!wait)
+			return 0;
+		int rc = tick(c, idle);
+		if (rc)
+			return rc;
+	}
+}
+
 int srv_discard(struct srv_conn *c, uint64_t len, void *scratch,
 		size_t scratch_len)
 {

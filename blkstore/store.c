@@ -248,7 +248,40 @@ int bs_store_flush(bs_store *s)
 	int rc = 0;
 	for (struct bs_disk *d = s->open; d && !rc; d = d->next)
 		rc = bs_disk_commit(d);
-	return rc ? rc : cas_sync(s->c);
+	return bs_sync(s, rc);
+}
+
+int bs_sync(bs_store *s, int rc)
+{
+	if (!rc)
+		rc = cas_sync(s->c);
+	if (rc)
+		bs_store_rollback(s);
+	return rc;
+}
+
+int bs_store_rollback(bs_store *s)
+{
+	int rc = cas_rollback(s->c);
+	for (struct bs_disk *d = s->open; d; d = d->next) {
+		struct bs_rec rec;
+		if (d->m)
+			px_map_close(d->m); /* broken or not: state is gone */
+		d->m = NULL;
+		int r = bs_cat_get(s, d->disk, d->snap, &rec);
+		if (!r)
+			r = px_map_open(s->c, s->pc, &rec.root,
+					bs_nblocks(rec.size), &d->m);
+		if (r) {
+			d->m = NULL; /* gone with the rollback: I/O fails */
+			continue;
+		}
+		d->rec = rec;
+		d->size = rec.size;
+		d->allocated = (int64_t)rec.allocated;
+		d->unflushed = 0;
+	}
+	return rc;
 }
 
 int bs_store_close(bs_store *s)
@@ -259,10 +292,8 @@ int bs_store_close(bs_store *s)
 	while (s->open) {
 		struct bs_disk *d = s->open;
 		s->open = d->next;
-		px_map_close(d->m);
-		if (d->snap[0])
-			px_root_release(s->c, s->pc, &d->rec.root,
-					bs_nblocks(d->rec.size));
+		if (d->m)
+			px_map_close(d->m);
 		free(d);
 	}
 	int rc2 = cas_close(s->c);

@@ -19,6 +19,7 @@
 #include <stdlib.h>
 #include <sys/file.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 #include "cas/cas_int.h"
@@ -838,6 +839,14 @@ out:
 	return rc;
 }
 
+/* Under 16 MiB free where the store lives. */
+static bool fs_nearly_full(cas *c)
+{
+	struct statvfs v;
+	return fstatvfs(c->seg.dirfd, &v) == 0 &&
+	       (uint64_t)v.f_bavail * v.f_frsize < (16u << 20);
+}
+
 int cas_sync(cas *c)
 {
 	struct seg_set *s = &c->seg;
@@ -869,6 +878,8 @@ int cas_sync(cas *c)
 		return rc;
 	}
 	rc = idx_err(mdb_txn_commit(txn));
+	if (rc == -EIO && fs_nearly_full(c))
+		rc = -ENOSPC; /* LMDB reports a short write as EIO */
 	if (rc)
 		return rc;
 	pthread_mutex_lock(&c->mu);
@@ -881,6 +892,46 @@ int cas_sync(cas *c)
 		c->recount_clear = false;
 	}
 	return cas_renew_rtxn(c);
+}
+
+int cas_rollback(cas *c)
+{
+	struct seg_set *s = &c->seg;
+	int rc = 0;
+	pthread_rwlock_wrlock(&c->seg_lock);
+	pthread_mutex_lock(&c->mu);
+	pend_clear(&c->pend);
+	s->tail_len = 0;
+	/* Every segment written since the last commit goes back to its
+	 * committed size; one the index does not know yet goes away. */
+	for (size_t i = 0; i < s->ndirty; i++) {
+		uint32_t id = s->dirty[i];
+		uint64_t total, live;
+		if (id >= s->nfds || s->fds[id] < 0)
+			continue;
+		if (idx_seg_get(c->rtxn, c->ix.segs, id, &total, &live) == 0) {
+			if (ftruncate(s->fds[id], (off_t)total) && !rc)
+				rc = -errno;
+			if (id == s->active)
+				s->flushed = total;
+		} else {
+			char name[32];
+			close(s->fds[id]);
+			s->fds[id] = -1;
+			snprintf(name, sizeof(name), "%06u.seg", id);
+			unlinkat(s->dirfd, name, 0);
+			if (id == s->active) {
+				s->active = 0;
+				s->flushed = 0;
+			}
+		}
+	}
+	s->ndirty = 0;
+	pthread_mutex_unlock(&c->mu);
+	pthread_rwlock_unlock(&c->seg_lock);
+	kv_ops_free(&c->kv_ops);
+	c->recount_clear = false;
+	return rc;
 }
 
 int cas_recount_pending(cas *c)
@@ -930,7 +981,8 @@ int cas_stat(cas *c, struct cas_stat *st)
 	rc = idx_err(mdb_cursor_open(txn, c->ix.chunks, &cur));
 	if (rc)
 		goto out;
-	for (int r = mdb_cursor_get(cur, &k, &v, MDB_FIRST); r == 0;
+	int r;
+	for (r = mdb_cursor_get(cur, &k, &v, MDB_FIRST); r == 0;
 	     r = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
 		uint64_t loc;
 		uint32_t refs;
@@ -950,17 +1002,25 @@ int cas_stat(cas *c, struct cas_stat *st)
 		}
 	}
 	mdb_cursor_close(cur);
+	if (r != MDB_NOTFOUND) {
+		rc = -EIO; /* a damaged index page: say so, never stop quietly */
+		goto out;
+	}
 	st->raw_bytes = st->chunks * CAS_CHUNK_SIZE;
 	rc = idx_err(mdb_cursor_open(txn, c->ix.segs, &cur));
 	if (rc)
 		goto out;
-	for (int r = mdb_cursor_get(cur, &k, &v, MDB_FIRST); r == 0;
+	for (r = mdb_cursor_get(cur, &k, &v, MDB_FIRST); r == 0;
 	     r = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
 		st->segment_files++;
 		st->segment_bytes += le64_get(v.mv_data);
 		st->stored_bytes += le64_get((uint8_t *)v.mv_data + 8);
 	}
 	mdb_cursor_close(cur);
+	if (r != MDB_NOTFOUND) {
+		rc = -EIO;
+		goto out;
+	}
 	mdb_env_info(c->ix.env, &info);
 	mdb_env_stat(c->ix.env, &est);
 	st->index_bytes =
@@ -989,6 +1049,9 @@ const char *cas_strerror(int err)
 		return "a chunk store already exists there, or the directory is not empty";
 	case CAS_ELOCKED:
 		return "chunk store is in use by another process";
+	case CAS_EBADINDEX:
+		return "the chunk index is damaged (blkctl fsck --rebuild "
+		       "recreates it from the segments)";
 	case -EIO:
 		return "damaged data: a chunk record failed its checks";
 	default:

@@ -40,6 +40,7 @@
 #define CAS_ELMDB (-30604)       /* unexpected LMDB error (see log) */
 #define CAS_EEXIST (-30605)      /* store already exists */
 #define CAS_ELOCKED (-30606)     /* store is in use by another process */
+#define CAS_EBADINDEX (-30607)   /* the index file is damaged */
 
 typedef struct cas_name {
 	uint8_t b[CAS_NAME_SIZE];
@@ -173,8 +174,20 @@ int cas_get(cas *c, const cas_name *name, void *buf, unsigned flags);
  * (pending changes included).  0 if present, -ENOENT if not. */
 int cas_lookup(cas *c, const cas_name *name, uint32_t *refs);
 
-/* Make every change so far durable: data first, then the index. */
+/* Make every change so far durable: data first, then the index.  On
+ * failure nothing has changed on disk and the changes stay pending: retry
+ * cas_sync(), or give them up with cas_rollback(). */
 int cas_sync(cas *c);
+
+/*
+ * Give up every change since the last successful cas_sync(): puts,
+ * reference changes and kv writes are forgotten, and segment bytes
+ * written since are cut off (giving their space back).  The store is
+ * exactly as the last commit left it.  For a layer whose transaction
+ * failed half way (a full disk): counts are never left half changed.
+ * Chunks put since the last sync can no longer be read.  Writer thread.
+ */
+int cas_rollback(cas *c);
 
 /*
  * Garbage collection: syncs, removes index entries whose count is zero,
@@ -198,6 +211,9 @@ int cas_gc(cas *c, struct cas_gc_result *r);
  * the scan completed (damage is reported, not returned).
  */
 typedef void (*cas_bad_fn)(void *arg, const cas_name *name, int err);
+/* Check the index file's pages before a walk that reads all of it:
+ * CAS_EBADINDEX (and *bad_page) if one is damaged. */
+int cas_check_index(cas *c, uint64_t *bad_page);
 int cas_scrub(cas *c, cas_bad_fn bad, void *arg, uint64_t *checked,
 	      uint64_t *damaged);
 

@@ -54,7 +54,8 @@ static int gc_sweep(cas *c, uint64_t *freed)
 	rc = idx_err(mdb_cursor_open(txn, c->ix.chunks, &cur));
 	if (rc)
 		goto out;
-	for (int r = mdb_cursor_get(cur, &k, &v, MDB_FIRST); r == 0 && !rc;
+	int r;
+	for (r = mdb_cursor_get(cur, &k, &v, MDB_FIRST); r == 0 && !rc;
 	     r = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
 		cas_name n;
 		uint32_t refs;
@@ -63,6 +64,8 @@ static int gc_sweep(cas *c, uint64_t *freed)
 			rc = name_vec_push(&dead, &n);
 	}
 	mdb_cursor_close(cur);
+	if (!rc && r != MDB_NOTFOUND)
+		rc = -EIO; /* a damaged index page: no sweep on half a view */
 	for (size_t i = 0; i < dead.n && !rc; i++)
 		rc = idx_set_chunk(txn, c->ix.chunks, &dead.v[i], 0, 0, true);
 out:
@@ -181,7 +184,8 @@ static int gc_compact(cas *c, struct cas_gc_result *r)
 	rc = idx_err(mdb_cursor_open(c->rtxn, c->ix.segs, &cur));
 	if (rc)
 		return rc;
-	for (int q = mdb_cursor_get(cur, &k, &v, MDB_FIRST); q == 0;
+	int q;
+	for (q = mdb_cursor_get(cur, &k, &v, MDB_FIRST); q == 0;
 	     q = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
 		const uint8_t *kb = k.mv_data;
 		struct seg_victim s = {
@@ -202,6 +206,8 @@ static int gc_compact(cas *c, struct cas_gc_result *r)
 		vic[nv++] = s;
 	}
 	mdb_cursor_close(cur);
+	if (!rc && q != MDB_NOTFOUND)
+		rc = -EIO;
 	if (rc || nv == 0)
 		goto out;
 	remove = calloc(nv, sizeof(*remove));
@@ -321,7 +327,8 @@ int cas_foreach(cas *c, cas_iter_fn fn, void *arg)
 		return rc;
 	rc = idx_err(mdb_cursor_open(txn, c->ix.chunks, &cur));
 	if (!rc) {
-		for (int q = mdb_cursor_get(cur, &k, &v, MDB_FIRST);
+		int q;
+		for (q = mdb_cursor_get(cur, &k, &v, MDB_FIRST);
 		     q == 0 && !rc; q = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
 			cas_name n;
 			uint32_t refs;
@@ -330,6 +337,8 @@ int cas_foreach(cas *c, cas_iter_fn fn, void *arg)
 			rc = fn(arg, &n, refs);
 		}
 		mdb_cursor_close(cur);
+		if (!rc && q != MDB_NOTFOUND)
+			rc = -EIO; /* the walk could not finish: say so */
 	}
 	mdb_txn_abort(txn);
 	return rc;
@@ -357,9 +366,23 @@ static int scrub_one(void *arg, const cas_name *n, uint32_t refs)
 	return 0;
 }
 
+int cas_check_index(cas *c, uint64_t *bad_page)
+{
+	uint64_t bad = 0;
+	int rc = cas_sync(c);
+	if (!rc && idx_check_pages(&c->ix, &bad))
+		rc = CAS_EBADINDEX;
+	if (bad_page)
+		*bad_page = bad;
+	return rc;
+}
+
 int cas_scrub(cas *c, cas_bad_fn bad, void *arg, uint64_t *checked,
 	      uint64_t *damaged)
 {
+	int crc = cas_check_index(c, NULL);
+	if (crc)
+		return crc;
 	struct scrub_ctx *s = calloc(1, sizeof(*s));
 	if (!s)
 		return -ENOMEM;

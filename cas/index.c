@@ -20,6 +20,7 @@
  */
 #include <errno.h>
 #include <stdio.h>
+#include <unistd.h>
 
 #include "cas/cas_int.h"
 
@@ -294,4 +295,41 @@ int idx_meta_put_u64(MDB_txn *txn, MDB_dbi dbi, const char *k, uint64_t v)
 	MDB_val key = {strlen(k), (void *)k}, data = {8, b};
 	le64_put(b, v);
 	return idx_err(mdb_put(txn, dbi, &key, &data, 0));
+}
+
+/*
+ * Check every page header of the environment's file: each page up to
+ * the last one in use must carry its own number and known flags (an
+ * overflow page's run is skipped).  LMDB trusts its pages and stops the
+ * process on a damaged one (an assertion), so walks that read everything
+ * (scrub, fsck) look first.  0, or -EIO with *bad set to the first bad
+ * page.
+ */
+int idx_check_pages(struct cas_index *ix, uint64_t *bad)
+{
+	MDB_envinfo info;
+	MDB_stat st;
+	int fd;
+	uint8_t h[16];
+	if (mdb_env_info(ix->env, &info) || mdb_env_stat(ix->env, &st) ||
+	    mdb_env_get_fd(ix->env, &fd))
+		return CAS_ELMDB;
+	const uint16_t known = 0x01 | 0x02 | 0x04 | 0x08 | 0x10 | 0x20 | 0x40 |
+			       0x4000 | 0x8000;
+	for (uint64_t pg = 0; pg <= info.me_last_pgno; pg++) {
+		if (pread(fd, h, sizeof(h), (off_t)(pg * st.ms_psize)) !=
+		    (ssize_t)sizeof(h)) {
+			*bad = pg;
+			return -EIO;
+		}
+		uint64_t no = le64_get(h);
+		uint16_t flags = le16_get(h + 10);
+		if (no != pg || (flags & ~known) || !(flags & 0x2f)) {
+			*bad = pg;
+			return -EIO;
+		}
+		if (flags & 0x04) /* overflow: the run's other pages are data */
+			pg += le32_get(h + 12) ? le32_get(h + 12) - 1 : 0;
+	}
+	return 0;
 }

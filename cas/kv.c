@@ -237,8 +237,11 @@ int cas_kv_foreach(cas *c, const char *table, cas_kv_fn fn, void *arg)
 			}
 			e = ne;
 		}
-		if (q)
+		if (q) {
+			if (q != MDB_NOTFOUND)
+				rc = -EIO;
 			break;
+		}
 		e[n++] = (struct kv_ent){k.mv_data, d.mv_data, k.mv_size,
 					 d.mv_size, false};
 	}
