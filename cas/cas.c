@@ -224,6 +224,14 @@ int cas_open(const char *path, const struct cas_options *o, cas **out)
 		rc = CAS_EBADSTORE;
 		goto fail_early;
 	}
+	char *mdb = path_join(idx, "data.mdb");
+	bool lost = mdb && access(mdb, F_OK) != 0;
+	free(mdb);
+	if (lost) {
+		/* Never let LMDB create an empty index over lost data. */
+		rc = CAS_EBADINDEX;
+		goto fail_early;
+	}
 	c->lockfd = open(lock, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
 	if (c->lockfd < 0) {
 		rc = -errno;

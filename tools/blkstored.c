@@ -302,8 +302,13 @@ int main(int argc, char **argv)
 	{
 		const char *what = "";
 		rc = srv_listen(s, control_spec, "control", ctl_conn_main, &what);
-		if (!rc)
-			rc = bs_store_announce(o.store, control);
+		if (!rc && (rc = bs_store_announce(o.store, control))) {
+			/* Serving matters more than being found. */
+			srv_log(s, SRV_WARN, "cannot name the control socket in "
+				"%s/lock: %s: blkctl will not find this daemon",
+				o.store, strerror(-rc));
+			rc = 0;
+		}
 		if (rc) {
 			srv_log(s, SRV_ERROR, "cannot serve control socket %s: "
 				"%s: %s", control, what, strerror(-rc));

@@ -6,7 +6,7 @@
 # NBD, a failing `blkctl read`), never other data; `blkctl scrub` names
 # the damaged chunks and the disks and snapshots that reach them;
 # `blkctl fsck` explains; `fsck --repair` and `fsck --rebuild` recover
-# what can be recovered and say what cannot.  Cases (damage.py):
+# what can be recovered and say what cannot.  Cases (damage_check.py):
 #   a1 a2  a data record's payload (raw, zstd)
 #   b1-b5  data.mdb: an item's location, an item's count, the chunk
 #          table's top page, a leaf page, the whole file
@@ -56,7 +56,7 @@ cleanup() {
 trap cleanup EXIT
 
 start=$(date +%s)
-python3 "$here/damage.py" "$blkstored" "$blkctl" "$tmp" &
+python3 "$here/damage_check.py" "$blkstored" "$blkctl" "$tmp" &
 pypid=$!
 pyrc=0
 wait "$pypid" || pyrc=$?

@@ -17,7 +17,7 @@
 #   A9  flushed data intact at the end; offline fsck clean
 #   B   space coming back by itself (another file removed) after a
 #       failed flush must not cost the flushed data (gc, fsck)
-# Details: enospc.py.  Every check prints ok or FAIL.
+# Details: enospc_check.py.  Every check prints ok or FAIL.
 #
 # Exit 0: pass, 1: fail, 77: skip (not root, no mount allowed, python3
 # or the tools missing).
@@ -55,7 +55,7 @@ cleanup() {
 		kill -TERM "$pypid" 2>/dev/null || true
 		wait "$pypid" 2>/dev/null || true
 	fi
-	# enospc.py kills its daemons; a daemon left by an interrupted run
+	# enospc_check.py kills its daemons; a daemon left by an interrupted run
 	# is found by its store (its pid is in the store's lock file).
 	for lock in "$mnt"/*/lock; do
 		[ -f "$lock" ] || continue
@@ -91,7 +91,7 @@ if [ -z "$mounted" ]; then
 fi
 echo "== store on a ${size} MiB $mounted"
 start=$(date +%s)
-python3 "$here/enospc.py" "$blkstored" "$blkctl" "$tmp" "$mnt" &
+python3 "$here/enospc_check.py" "$blkstored" "$blkctl" "$tmp" "$mnt" &
 pypid=$!
 pyrc=0
 wait "$pypid" || pyrc=$?

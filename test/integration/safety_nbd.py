@@ -5,8 +5,8 @@
 # the tests know exactly which requests were sent and which answered),
 # self-describing sector contents, and a blkstored runner.
 #
-# Used by kill_rounds.py (kill_fio.sh), enospc.py (enospc.sh) and
-# damage.py (damage.sh).  Not a test itself.
+# Used by kill_rounds.py (kill_fio.sh), enospc_check.py (enospc.sh) and
+# damage_check.py (damage.sh).  Not a test itself.
 import errno
 import hashlib
 import os

@@ -1,11 +1,11 @@
 #!/usr/bin/env python3
 # SPDX-License-Identifier: GPL-2.0-or-later
 #
-# test/integration/enospc.py - the body of enospc.sh: a store on a small
+# test/integration/enospc_check.py - the body of enospc.sh: a store on a small
 # filesystem (MNT, mounted by the caller) filled through NBD until writes
 # fail.
 #
-#   enospc.py BLKSTORED BLKCTL WORKDIR MNT
+#   enospc_check.py BLKSTORED BLKCTL WORKDIR MNT
 #
 # Part A - full disk, then make room by deleting a snapshot:
 #   A1  `blkctl df` warns of thin overcommit once the disks' sizes exceed

@@ -1,10 +1,10 @@
 #!/usr/bin/env python3
 # SPDX-License-Identifier: GPL-2.0-or-later
 #
-# test/integration/damage.py - the body of damage.sh: damaged bytes in a
+# test/integration/damage_check.py - the body of damage.sh: damaged bytes in a
 # store, found and reported, never served as data.
 #
-#   damage.py BLKSTORED BLKCTL WORKDIR
+#   damage_check.py BLKSTORED BLKCTL WORKDIR
 #
 # A pristine store (disk d; snapshot d@s1; clone c1 of d@s1; d then
 # changed), and for each case a copy of it with some bytes flipped:
