@@ -75,6 +75,9 @@ int bs_disk_rename(bs_store *s, const char *from, const char *to);
 int bs_delete_any(bs_store *s, const char *disk);
 int bs_resize_any(bs_store *s, const char *name, uint64_t size, unsigned flags);
 int bs_drop_hidden(bs_store *s);
+/* bs_list, with the store's hidden disks too when 'hidden' (fsck: they
+ * hold references like any disk). */
+int bs_list_all(bs_store *s, bs_list_fn fn, void *arg, bool hidden);
 int bs_disk_set_block(bs_disk *d, uint64_t blk, const cas_name *name);
 int bs_disk_bound_dirty(bs_disk *d);
 
@@ -87,6 +90,10 @@ int bs_disk_bound_dirty(bs_disk *d);
  * is ever left half changed.  Returns rc, or the sync's error.
  */
 int bs_sync(bs_store *s, int rc);
+/* After a rebuild a crash interrupted: finish the recount (fsck.c). */
+int bs_recount_if_pending(bs_store *s);
+int bs_store_open_norecount(const char *path, const struct bs_store_options *o,
+			    bs_store **out);
 int bs_store_rollback(bs_store *s);
 
 /* Commit one disk's map and record (no cas_sync). */

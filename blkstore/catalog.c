@@ -285,6 +285,11 @@ static int collect(void *arg, const void *k, size_t klen, const void *v,
 
 int bs_list(bs_store *s, bs_list_fn fn, void *arg)
 {
+	return bs_list_all(s, fn, arg, false);
+}
+
+int bs_list_all(bs_store *s, bs_list_fn fn, void *arg, bool hidden)
+{
 	struct ent_vec disks = {0}, snaps = {0};
 	struct bs_info info;
 	int rc = bs_store_flush(s);
@@ -297,7 +302,7 @@ int bs_list(bs_store *s, bs_list_fn fn, void *arg)
 	for (size_t i = 0; i < disks.n && !rc; i++) {
 		const char *name = disks.v[i].key;
 		size_t len = strlen(name);
-		if (name[0] == '.')
+		if (name[0] == '.' && !hidden)
 			continue; /* the store's own, e.g. an import in progress */
 		fill_info(s, name, NULL, &disks.v[i].rec, &info);
 		rc = fn(arg, &info);

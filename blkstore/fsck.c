@@ -91,7 +91,7 @@ static void walk_err(void *arg, const cas_name *n, int err)
 static int expected_counts(bs_store *s, struct bs_nameset *ns,
 			   struct report *rep, struct roots *roots)
 {
-	int rc = bs_list(s, add_root, roots);
+	int rc = bs_list_all(s, add_root, roots, true);
 	for (size_t i = 0; i < roots->n && !rc; i++)
 		rc = bs_walk(s, ns, &roots->v[i].root, roots->v[i].nblocks,
 			     NULL, walk_err, rep);
@@ -185,11 +185,67 @@ int bs_fsck(bs_store *s, unsigned flags, bs_report_fn fn, void *arg)
 	return rc ? rc : (int)(rep.problems > INT32_MAX ? INT32_MAX : rep.problems);
 }
 
+/*
+ * Set every count from the roots after an index rebuild, and let gc run
+ * again only on a complete count: with no catalogue (lost with the index)
+ * or unreadable map nodes, zero counts would let gc delete chunks that
+ * disks may still need.  Problems are counted into rep.
+ */
+static int recount(bs_store *s, struct report *rep)
+{
+	struct bs_nameset ns;
+	struct roots roots = {0};
+	struct cas_stat st;
+	int rc = bs_nameset_init(&ns);
+	if (!rc)
+		rc = expected_counts(s, &ns, rep, &roots);
+	for (size_t i = 0; i < ns.cap && !rc; i++) {
+		struct bs_nameset_ent *e = &ns.v[i];
+		if (!e->used)
+			continue;
+		int r = cas_set_refs(s->c, &e->name, e->count);
+		if (r == -ENOENT) {
+			char hex[2 * CAS_NAME_SIZE + 1];
+			cas_name_format(&e->name, hex);
+			rep->problems++;
+			say(rep, "chunk %s is referenced but no segment holds it",
+			    hex);
+		} else if (r) {
+			rc = r;
+		}
+	}
+	if (!rc)
+		rc = cas_stat(s->c, &st);
+	if (!rc && roots.n == 0 && st.chunks > 0) {
+		rep->problems++;
+		say(rep, "the catalogue of disks was lost with the index: %llu "
+			 "chunks are kept but no disk names them; gc stays "
+			 "disabled so that nothing is deleted",
+		    (unsigned long long)st.chunks);
+	} else if (!rc && rep->unreadable) {
+		say(rep, "%llu map node%s could not be read: gc stays disabled "
+			 "so that the chunks under them are kept",
+		    (unsigned long long)rep->unreadable,
+		    rep->unreadable == 1 ? "" : "s");
+	} else if (!rc) {
+		rc = cas_recount_done(s->c);
+	}
+	if (!rc)
+		say(rep, "recounted references from %zu roots", roots.n);
+	free(roots.v);
+	bs_nameset_free(&ns);
+	return rc;
+}
+
+int bs_recount_if_pending(bs_store *s)
+{
+	struct report rep = {NULL, NULL, 0, 0};
+	return cas_recount_pending(s->c) ? recount(s, &rep) : 0;
+}
+
 int bs_rebuild(const char *path, bs_report_fn fn, void *arg)
 {
 	struct report rep = {fn, arg, 0, 0};
-	struct bs_nameset ns;
-	struct roots roots = {0};
 	uint64_t found = 0, bad = 0;
 	bs_store *s;
 	int rc = cas_rebuild(path, &found, &bad);
@@ -199,48 +255,10 @@ int bs_rebuild(const char *path, bs_report_fn fn, void *arg)
 		  "record%s skipped",
 	    (unsigned long long)found, (unsigned long long)bad,
 	    bad == 1 ? "" : "s");
-	rc = bs_store_open(path, NULL, &s);
+	rc = bs_store_open_norecount(path, NULL, &s);
 	if (rc)
 		return rc;
-	rc = bs_nameset_init(&ns);
-	if (!rc)
-		rc = expected_counts(s, &ns, &rep, &roots);
-	for (size_t i = 0; i < ns.cap && !rc; i++) {
-		struct bs_nameset_ent *e = &ns.v[i];
-		if (!e->used)
-			continue;
-		int r = cas_set_refs(s->c, &e->name, e->count);
-		if (r == -ENOENT) {
-			char hex[2 * CAS_NAME_SIZE + 1];
-			cas_name_format(&e->name, hex);
-			rep.problems++;
-			say(&rep, "chunk %s is referenced but no segment holds it",
-			    hex);
-		} else if (r) {
-			rc = r;
-		}
-	}
-	/* Let gc run again only on a complete count: with no catalogue (it
-	 * was lost with the index) or unreadable map nodes, zero counts
-	 * would let gc delete chunks that disks may still need. */
-	if (!rc && roots.n == 0 && found > 0) {
-		rep.problems++;
-		say(&rep, "the catalogue of disks was lost with the index: %llu "
-			  "chunks are kept but no disk names them; gc stays "
-			  "disabled so that nothing is deleted",
-		    (unsigned long long)found);
-	} else if (!rc && rep.unreadable) {
-		say(&rep, "%llu map node%s could not be read: gc stays disabled "
-			  "so that the chunks under them are kept",
-		    (unsigned long long)rep.unreadable,
-		    rep.unreadable == 1 ? "" : "s");
-	} else if (!rc) {
-		rc = cas_recount_done(s->c);
-	}
-	if (!rc)
-		say(&rep, "recounted references from %zu roots", roots.n);
-	free(roots.v);
-	bs_nameset_free(&ns);
+	rc = recount(s, &rep);
 	int rc2 = bs_store_close(s);
 	if (rc || rc2)
 		return rc ? rc : rc2;
@@ -301,7 +319,7 @@ int bs_scrub(bs_store *s, bs_damage_fn fn, void *arg, uint64_t *checked,
 		rc = cas_scrub(s->c, on_bad, &sc, &ck, &dm);
 	if (!rc && dm) {
 		char **specs = calloc(sc.bad.cap, sizeof(*specs));
-		rc = specs ? bs_list(s, add_root, &roots) : -ENOMEM;
+		rc = specs ? bs_list_all(s, add_root, &roots, true) : -ENOMEM;
 		for (size_t i = 0; i < roots.n && !rc; i++) {
 			/* A fresh set per root: each root's own walk. */
 			struct bs_nameset seen;

@@ -161,6 +161,13 @@ static int conf_write(const char *path, int level)
 	close(fd);
 	if (!rc && rename(tmp, p))
 		rc = -errno;
+	if (!rc) { /* the new name must survive a power cut too */
+		int dfd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		if (dfd < 0 || fsync(dfd))
+			rc = -errno;
+		if (dfd >= 0)
+			close(dfd);
+	}
 	return rc;
 }
 
@@ -205,6 +212,21 @@ int bs_store_create(const char *path, const struct bs_store_options *o)
 int bs_store_open(const char *path, const struct bs_store_options *o,
 		  bs_store **out)
 {
+	int rc = bs_store_open_norecount(path, o, out);
+	if (!rc)
+		rc = bs_recount_if_pending(*out);
+	if (!rc && !cas_recount_pending((*out)->c))
+		rc = bs_drop_hidden(*out); /* imports a crash interrupted */
+	if (rc && *out) {
+		bs_store_close(*out);
+		*out = NULL;
+	}
+	return rc;
+}
+
+int bs_store_open_norecount(const char *path, const struct bs_store_options *o,
+			    bs_store **out)
+{
 	struct cas_options co;
 	bs_store *s = calloc(1, sizeof(*s));
 	int level = 1, rc;
@@ -229,8 +251,6 @@ int bs_store_open(const char *path, const struct bs_store_options *o,
 	if (rc)
 		goto fail;
 	rc = px_cache_create(s->opt.cache_nodes, &s->pc);
-	if (!rc)
-		rc = bs_drop_hidden(s); /* imports a crash interrupted */
 	if (rc)
 		goto fail;
 	*out = s;
@@ -245,14 +265,17 @@ fail:
 
 int bs_store_flush(bs_store *s)
 {
-	int rc = 0;
-	for (struct bs_disk *d = s->open; d && !rc; d = d->next)
-		rc = bs_disk_commit(d);
-	return bs_sync(s, rc);
+	return bs_sync(s, 0);
 }
 
+/* Every commit is a group commit: the chunk store commits all pending
+ * count changes at once, so every open disk's map must be committed with
+ * them, or the counts its unflushed writes took would reach disk with no
+ * root to explain them (a leak after a crash). */
 int bs_sync(bs_store *s, int rc)
 {
+	for (struct bs_disk *d = s->open; d && !rc; d = d->next)
+		rc = bs_disk_commit(d);
 	if (!rc)
 		rc = cas_sync(s->c);
 	if (rc)

@@ -131,6 +131,8 @@ int cas_create(const char *path, const struct cas_options *o)
 	}
 	idx_close(&ix);
 	if (!rc)
+		rc = fsync_path(idx);
+	if (!rc)
 		rc = fsync_path(seg);
 	if (!rc)
 		rc = fsync_path(path);

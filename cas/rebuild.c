@@ -249,6 +249,13 @@ int cas_rebuild(const char *path, uint64_t *found, uint64_t *bad_records)
 		rc = errno == EWOULDBLOCK ? CAS_ELOCKED : -errno;
 		goto out_fds;
 	}
+	/* A rebuild that a crash cut off between its two steps below left
+	 * the old index as index.old and none as index: take it back. */
+	if (access(idx, F_OK) != 0 && access(oidx, F_OK) == 0 &&
+	    rename(oidx, idx)) {
+		rc = -errno;
+		goto out_fds;
+	}
 	if (access(idx, F_OK) == 0)
 		carry_kv(idx, &kv);
 
@@ -285,26 +292,45 @@ int cas_rebuild(const char *path, uint64_t *found, uint64_t *bad_records)
 	if (!rc)
 		rc = idx_err(mdb_env_sync(ix.env, 1));
 	idx_close(&ix);
+	int pfd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (!rc) { /* the new index's files must be durable by name too */
+		int nfd = open(nidx, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		if (nfd < 0 || fsync(nfd))
+			rc = -errno;
+		if (nfd >= 0)
+			close(nfd);
+	}
 	if (rc) {
 		rm_index_dir(nidx);
+		if (pfd >= 0)
+			close(pfd);
 		goto out_fds;
 	}
-	/* Swap: the old index (if any) aside, the new one in, old removed. */
-	rm_index_dir(oidx);
-	if (access(idx, F_OK) == 0 && rename(idx, oidx)) {
+	/* Swap in one step (there is never a moment without an index),
+	 * make it durable, then drop the old one. */
+	if (access(idx, F_OK) == 0) {
+		int r = renameat2(AT_FDCWD, nidx, AT_FDCWD, idx, RENAME_EXCHANGE);
+		if (r && (errno == EINVAL || errno == ENOSYS)) {
+			/* No atomic exchange here: two steps; a crash between
+			 * them is undone at the start of the next rebuild. */
+			rm_index_dir(oidx);
+			if (rename(idx, oidx) || rename(nidx, idx))
+				rc = -errno;
+			else
+				rm_index_dir(oidx);
+		} else if (r) {
+			rc = -errno;
+		}
+	} else if (rename(nidx, idx)) {
 		rc = -errno;
-		goto out_fds;
 	}
-	if (rename(nidx, idx)) {
+	if (!rc && pfd >= 0 && fsync(pfd))
 		rc = -errno;
-		goto out_fds;
-	}
-	rm_index_dir(oidx);
-	int pfd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (pfd >= 0) {
-		fsync(pfd);
+	if (pfd >= 0)
 		close(pfd);
-	}
+	if (rc)
+		goto out_fds;
+	rm_index_dir(nidx); /* now the old index */
 	if (found)
 		*found = nfound;
 	if (bad_records)
