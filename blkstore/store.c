@@ -194,6 +194,22 @@ static int conf_read(const char *path, int *level)
 	return 0;
 }
 
+/* A chunk store with no store.conf, holding nothing: what a crash during
+ * bs_store_create leaves (the chunk store is created first). */
+static bool interrupted_create(const char *path)
+{
+	char p[4200];
+	struct cas_stat st;
+	cas *c;
+	snprintf(p, sizeof(p), "%s/" CONF_NAME, path);
+	if (access(p, F_OK) == 0 || cas_open(path, NULL, &c))
+		return false;
+	bool empty = cas_stat(c, &st) == 0 && st.chunks == 0 &&
+		     st.index_entries == 0;
+	cas_close(c);
+	return empty;
+}
+
 int bs_store_create(const char *path, const struct bs_store_options *o)
 {
 	struct bs_store_options d;
@@ -202,6 +218,8 @@ int bs_store_create(const char *path, const struct bs_store_options *o)
 		o = &d;
 	}
 	int rc = cas_create(path, NULL);
+	if (rc == CAS_EEXIST && interrupted_create(path))
+		rc = 0; /* a crash stopped an earlier create: finish it */
 	if (rc == CAS_EEXIST)
 		return BS_ENOTEMPTY;
 	if (rc)

@@ -16,9 +16,8 @@
 #   TORTURE_ALLOW_LEAKS=1   tolerate leaked reference counts after a cut
 #                           (default 0: a leak fails the run)
 #   TORTURE_EXTRA="..."     torture flags for every run (default
-#                           "-x hold,rebuild"; "-x hold,create" adds crashes
-#                           during store creation, a known failure: see
-#                           docs/crash-testing.md, "Known failures")
+#                           "-x hold,create,rebuild": crashes also during
+#                           store creation and index rebuilds)
 #   TORTURE=path            a torture binary to use
 #
 # Without a built test/crash/torture in the build tree the hook compiles
@@ -29,7 +28,7 @@ top=${abs_top_srcdir:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)}
 build=${abs_top_builddir:-$top/build}
 long=${TORTURE_LONG:-0}
 allow_leaks=${TORTURE_ALLOW_LEAKS:-0}
-extra=${TORTURE_EXTRA:--x hold,rebuild}
+extra=${TORTURE_EXTRA:--x hold,create,rebuild}
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/crash_torture.XXXXXX") || exit 1
 # The images live on tmpfs when there is one (their syncs cost nothing);
 # a failing run's work directory is kept there and named in the output.
