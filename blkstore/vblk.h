@@ -24,8 +24,9 @@
  *
  * Threads: vblk_dev_process() and vblk_dev_config_changed() call the
  * store, so they run on the store's thread (blkstore.h: one thread at a
- * time); vblk_dev_config(), vblk_dev_broken() and vblk_dev_features()
- * may be called from any thread (vCPU threads reading config space).
+ * time); vblk_dev_config(), vblk_dev_features(), vblk_dev_set_features()
+ * and vblk_dev_broken() may be called from any thread (vCPU threads
+ * reading config space).
  *
  * Errors: negative errno.  Only little-endian (modern, VERSION_1) virtio.
  */
@@ -76,21 +77,21 @@ int vblk_mem_iov(const struct vblk_mem *m, uint64_t gpa, uint64_t len,
  * comments, so a transport may include <linux/virtio_*.h> too) ---- */
 
 /* feature bits, as masks */
-#define VBLK_F_SEG_MAX (1ull << 2)         /* VIRTIO_BLK_F_SEG_MAX */
-#define VBLK_F_RO (1ull << 5)              /* VIRTIO_BLK_F_RO */
-#define VBLK_F_BLK_SIZE (1ull << 6)        /* VIRTIO_BLK_F_BLK_SIZE */
-#define VBLK_F_FLUSH (1ull << 9)           /* VIRTIO_BLK_F_FLUSH */
-#define VBLK_F_TOPOLOGY (1ull << 10)       /* VIRTIO_BLK_F_TOPOLOGY */
-#define VBLK_F_DISCARD (1ull << 13)        /* VIRTIO_BLK_F_DISCARD */
-#define VBLK_F_WRITE_ZEROES (1ull << 14)   /* VIRTIO_BLK_F_WRITE_ZEROES */
-#define VBLK_F_INDIRECT_DESC (1ull << 28)  /* VIRTIO_F_INDIRECT_DESC */
-#define VBLK_F_EVENT_IDX (1ull << 29)      /* VIRTIO_F_EVENT_IDX */
-#define VBLK_F_VERSION_1 (1ull << 32)      /* VIRTIO_F_VERSION_1 */
+#define VBLK_F_SEG_MAX (1ull << 2)        /* VIRTIO_BLK_F_SEG_MAX */
+#define VBLK_F_RO (1ull << 5)             /* VIRTIO_BLK_F_RO */
+#define VBLK_F_BLK_SIZE (1ull << 6)       /* VIRTIO_BLK_F_BLK_SIZE */
+#define VBLK_F_FLUSH (1ull << 9)          /* VIRTIO_BLK_F_FLUSH */
+#define VBLK_F_TOPOLOGY (1ull << 10)      /* VIRTIO_BLK_F_TOPOLOGY */
+#define VBLK_F_DISCARD (1ull << 13)       /* VIRTIO_BLK_F_DISCARD */
+#define VBLK_F_WRITE_ZEROES (1ull << 14)  /* VIRTIO_BLK_F_WRITE_ZEROES */
+#define VBLK_F_INDIRECT_DESC (1ull << 28) /* VIRTIO_F_INDIRECT_DESC */
+#define VBLK_F_EVENT_IDX (1ull << 29)     /* VIRTIO_F_EVENT_IDX */
+#define VBLK_F_VERSION_1 (1ull << 32)     /* VIRTIO_F_VERSION_1 */
 /* Everything this implementation can offer (RO only on read-only disks,
  * where it is always offered). */
-#define VBLK_F_ALL                                                        \
-	(VBLK_F_SEG_MAX | VBLK_F_RO | VBLK_F_BLK_SIZE | VBLK_F_FLUSH |    \
-	 VBLK_F_TOPOLOGY | VBLK_F_DISCARD | VBLK_F_WRITE_ZEROES |         \
+#define VBLK_F_ALL                                                     \
+	(VBLK_F_SEG_MAX | VBLK_F_RO | VBLK_F_BLK_SIZE | VBLK_F_FLUSH | \
+	 VBLK_F_TOPOLOGY | VBLK_F_DISCARD | VBLK_F_WRITE_ZEROES |      \
 	 VBLK_F_INDIRECT_DESC | VBLK_F_EVENT_IDX | VBLK_F_VERSION_1)
 
 /* request types and status */
@@ -103,11 +104,11 @@ int vblk_mem_iov(const struct vblk_mem *m, uint64_t gpa, uint64_t len,
 #define VBLK_S_OK 0u
 #define VBLK_S_IOERR 1u
 #define VBLK_S_UNSUPP 2u
-#define VBLK_DWZ_F_UNMAP 1u     /* virtio_blk_discard_write_zeroes.flags */
+#define VBLK_DWZ_F_UNMAP 1u /* virtio_blk_discard_write_zeroes.flags */
 
-#define VBLK_HDR_SIZE 16u   /* type, reserved, sector */
-#define VBLK_SEG_SIZE 16u   /* sector, num_sectors, flags */
-#define VBLK_ID_BYTES 20u   /* GET_ID: NUL-padded, no NUL if 20 long */
+#define VBLK_HDR_SIZE 16u /* type, reserved, sector */
+#define VBLK_SEG_SIZE 16u /* sector, num_sectors, flags */
+#define VBLK_ID_BYTES 20u /* GET_ID: NUL-padded, no NUL if 20 long */
 
 /* split ring layout */
 #define VBLK_DESC_F_NEXT 1u     /* VIRTQ_DESC_F_NEXT */
@@ -124,7 +125,7 @@ int vblk_mem_iov(const struct vblk_mem *m, uint64_t gpa, uint64_t len,
  * 256-entry queue even without indirect descriptors. */
 #define VBLK_MAX_SEGS 1024u
 #define VBLK_SEG_MAX 254u
-#define VBLK_MAX_DWZ_SEGS 64u          /* discard / write zeroes segments */
+#define VBLK_MAX_DWZ_SEGS 64u           /* discard / write zeroes segments */
 #define VBLK_MAX_DWZ_SECTORS (1u << 21) /* per segment: 1 GiB */
 
 /* config space (struct virtio_blk_config) up to write_zeroes_may_unmap
@@ -139,10 +140,10 @@ int vblk_mem_iov(const struct vblk_mem *m, uint64_t gpa, uint64_t len,
  * reset last_avail and used_idx are 0; a vhost-user backend takes
  * last_avail from SET_VRING_BASE and used_idx from the used ring. */
 struct vblk_vq {
-	uint16_t size;      /* entries: a power of two, 1..32768 */
-	uint64_t desc_gpa;  /* descriptor table, 16-byte aligned */
-	uint64_t avail_gpa; /* driver area, 2-byte aligned */
-	uint64_t used_gpa;  /* device area, 4-byte aligned */
+	uint16_t size;       /* entries: a power of two, 1..32768 */
+	uint64_t desc_gpa;   /* descriptor table, 16-byte aligned */
+	uint64_t avail_gpa;  /* driver area, 2-byte aligned */
+	uint64_t used_gpa;   /* device area, 4-byte aligned */
 	uint16_t last_avail; /* next available entry the device takes */
 	uint16_t used_idx;   /* the device's copy of used->idx */
 };
@@ -150,7 +151,7 @@ struct vblk_vq {
 /* One descriptor chain, mapped: iov[0..nr) are the device-readable
  * buffers in order, iov[nr..nr+nw) the device-writable ones. */
 struct vblk_chain {
-	uint16_t head;      /* what goes back in the used ring */
+	uint16_t head; /* what goes back in the used ring */
 	unsigned nr, nw;
 	uint64_t rlen, wlen; /* bytes in the readable / writable iovecs */
 	/* 0, or why the buffers cannot be used although the chain itself is
@@ -211,8 +212,7 @@ enum vblk_level {
 	VBLK_LOG_DEBUG  /* a request was refused (guest-triggerable: keep
 			   it out of default logs) */
 };
-typedef void (*vblk_log_fn)(void *arg, enum vblk_level level,
-			    const char *msg);
+typedef void (*vblk_log_fn)(void *arg, enum vblk_level level, const char *msg);
 
 /* A device on an open disk (which the caller keeps open and closes after
  * vblk_dev_close).  'serial' is GET_ID's answer, cut to 20 bytes;
@@ -237,7 +237,8 @@ void vblk_dev_config(const struct vblk_dev *dev, uint8_t *cfg, size_t len);
  * config_generation and raises a configuration change interrupt. */
 bool vblk_dev_config_changed(struct vblk_dev *dev);
 
-/* Process every chain available on q.  Returns how many were completed,
+/* Process every chain available on q (m: a table vblk_mem_check()
+ * accepted, the same for the whole call).  Returns how many completed,
  * or -EIO if the device is (or just became) broken.  *need_interrupt
  * says whether the driver wants to hear about the used entries pushed
  * (also when -EIO is returned after some were).  Store thread only. */

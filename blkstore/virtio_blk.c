@@ -47,8 +47,7 @@ struct vblk_dev {
 };
 
 __attribute__((format(printf, 3, 4))) static void
-dev_log(const struct vblk_dev *dev, enum vblk_level level, const char *fmt,
-	...)
+dev_log(const struct vblk_dev *dev, enum vblk_level level, const char *fmt, ...)
 {
 	char msg[256];
 	va_list ap;
@@ -137,7 +136,7 @@ void vblk_dev_config(const struct vblk_dev *dev, uint8_t *cfg, size_t len)
 		le16_put(c + 26, BS_BLOCK_SIZE / BS_SECTOR); /* min_io_size */
 	}
 	c[32] = (features(dev) & VBLK_F_FLUSH) ? 1 : 0; /* writeback */
-	le16_put(c + 34, 1);                              /* num_queues */
+	le16_put(c + 34, 1);                            /* num_queues */
 	if (off & VBLK_F_DISCARD) {
 		le32_put(c + 36, VBLK_MAX_DWZ_SECTORS);
 		le32_put(c + 40, VBLK_MAX_DWZ_SEGS);
@@ -156,8 +155,8 @@ void vblk_dev_config(const struct vblk_dev *dev, uint8_t *cfg, size_t len)
 bool vblk_dev_config_changed(struct vblk_dev *dev)
 {
 	uint64_t now = bs_disk_size(dev->disk) >> SECTOR_SHIFT;
-	uint64_t was = __atomic_exchange_n(&dev->capacity, now,
-					   __ATOMIC_RELAXED);
+	uint64_t was =
+		__atomic_exchange_n(&dev->capacity, now, __ATOMIC_RELAXED);
 	return was != now;
 }
 
@@ -175,8 +174,7 @@ void vblk_dev_reset(struct vblk_dev *dev)
 static void dev_break(struct vblk_dev *dev, const char *why)
 {
 	__atomic_store_n(&dev->broken, true, __ATOMIC_RELEASE);
-	dev_log(dev, VBLK_LOG_ERROR, "virtio-blk: %s; device needs reset",
-		why);
+	dev_log(dev, VBLK_LOG_ERROR, "virtio-blk: %s; device needs reset", why);
 }
 
 /* ---- iovec cursors ---- */
@@ -228,10 +226,12 @@ static void cursor_copy(struct cursor *k, uint8_t *buf, size_t len, bool out)
 
 struct req {
 	struct vblk_chain *c;
+	const char *why; /* the ring's words for c->err */
+	bool typed;      /* the header was read */
 	uint32_t type;
 	uint64_t sector;
-	uint64_t din;  /* readable bytes after the header */
-	uint64_t dout; /* writable bytes before the status byte */
+	uint64_t din;     /* readable bytes after the header */
+	uint64_t dout;    /* writable bytes before the status byte */
 	uint32_t written; /* data bytes put into the writable buffers */
 };
 
@@ -244,8 +244,13 @@ refuse(struct vblk_dev *dev, const struct req *rq, uint8_t status,
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
-	dev_log(dev, VBLK_LOG_DEBUG, "virtio-blk: request type %u head %u: %s",
-		rq->type, rq->c->head, msg);
+	if (rq->typed)
+		dev_log(dev, VBLK_LOG_DEBUG,
+			"virtio-blk: request %u (type %u) refused: %s",
+			rq->c->head, rq->type, msg);
+	else
+		dev_log(dev, VBLK_LOG_DEBUG,
+			"virtio-blk: request %u refused: %s", rq->c->head, msg);
 	return status;
 }
 
@@ -346,8 +351,7 @@ static uint8_t do_dwz(struct vblk_dev *dev, struct req *rq)
 	if (bs_disk_readonly(dev->disk))
 		return refuse(dev, rq, VBLK_S_IOERR, "disk is read-only");
 	if (!rq->din || rq->din % VBLK_SEG_SIZE)
-		return refuse(dev, rq, VBLK_S_IOERR,
-			      "%llu bytes of segments",
+		return refuse(dev, rq, VBLK_S_IOERR, "%llu bytes of segments",
 			      (unsigned long long)rq->din);
 	nseg = rq->din / VBLK_SEG_SIZE;
 	if (nseg > VBLK_MAX_DWZ_SEGS)
@@ -371,11 +375,12 @@ static uint8_t do_dwz(struct vblk_dev *dev, struct req *rq)
 				      VBLK_MAX_DWZ_SECTORS);
 		if (!in_range(dev, sector, num))
 			return refuse(dev, rq, VBLK_S_IOERR,
-				      "segment %u: [%llu, +%u) past the end",
-				      i, (unsigned long long)sector, num);
+				      "segment %u: [%llu, +%u) past the end", i,
+				      (unsigned long long)sector, num);
 	}
 	for (unsigned i = 0; i < nseg; i++) {
-		uint64_t off = le64_get(seg + i * VBLK_SEG_SIZE) << SECTOR_SHIFT;
+		uint64_t off = le64_get(seg + i * VBLK_SEG_SIZE)
+			       << SECTOR_SHIFT;
 		uint64_t len = (uint64_t)le32_get(seg + i * VBLK_SEG_SIZE + 8)
 			       << SECTOR_SHIFT;
 		int rc = discard ? bs_disk_discard(dev->disk, len, off)
@@ -395,17 +400,14 @@ static uint8_t do_request(struct vblk_dev *dev, struct req *rq)
 	struct cursor k;
 	int rc;
 
-	rq->type = UINT32_MAX; /* unknown until read */
 	if (c->err)
-		return refuse(dev, rq, VBLK_S_IOERR, "%s",
-			      c->err == -E2BIG ? "too many segments"
-					       : "buffer outside guest memory");
+		return refuse(dev, rq, VBLK_S_IOERR, "%s", rq->why);
 	if (c->rlen < VBLK_HDR_SIZE)
-		return refuse(dev, rq, VBLK_S_IOERR,
-			      "header of %llu bytes",
+		return refuse(dev, rq, VBLK_S_IOERR, "header of %llu bytes",
 			      (unsigned long long)c->rlen);
 	cursor_init(&k, c->iov, c->nr, 0);
 	cursor_copy(&k, hdr, sizeof(hdr), false);
+	rq->typed = true;
 	rq->type = le32_get(hdr);
 	rq->sector = le64_get(hdr + 8);
 	rq->din = c->rlen - VBLK_HDR_SIZE;
@@ -445,8 +447,11 @@ int vblk_dev_process(struct vblk_dev *dev, const struct vblk_mem *m,
 	}
 	for (;;) {
 		rc = vblk_ring_pop(&r, c);
+		/* Caught up: publish avail_event and look once more.  If
+		 * that finds nothing after all, the driver's index went back
+		 * and forth; its next kick will do (no guest-driven spin). */
 		if (rc == 0 && vblk_ring_rearm(&r))
-			continue;
+			rc = vblk_ring_pop(&r, c);
 		if (rc <= 0)
 			break;
 		if (!c->status) {
@@ -459,7 +464,7 @@ int vblk_dev_process(struct vblk_dev *dev, const struct vblk_mem *m,
 			rc = -EPROTO;
 			break;
 		}
-		struct req rq = {.c = c};
+		struct req rq = {.c = c, .why = r.why};
 		*c->status = do_request(dev, &rq);
 		vblk_ring_push(&r, c->head, rq.written + 1);
 		done++;

@@ -148,8 +148,8 @@ static void desc_read(const uint8_t *table, uint32_t i, struct desc *d)
 	d->next = le16_get(b + 14);
 }
 
-__attribute__((format(printf, 2, 3))) static int
-ring_fail(struct vblk_ring *r, const char *fmt, ...)
+__attribute__((format(printf, 2, 3))) static int ring_fail(struct vblk_ring *r,
+							   const char *fmt, ...)
 {
 	va_list ap;
 	va_start(ap, fmt);
@@ -194,11 +194,11 @@ int vblk_ring_begin(struct vblk_ring *r, struct vblk_vq *q,
 	r->used_start = q->used_idx;
 	r->avail_idx = q->last_avail;
 	if (!q->size || q->size > VBLK_QUEUE_MAX || (q->size & (q->size - 1)))
-		return ring_fail(r, "queue size %u is not a power of two "
-				    "up to %u", q->size, VBLK_QUEUE_MAX);
+		return ring_fail(r, "queue size %u: not a power of two to %u",
+				 q->size, VBLK_QUEUE_MAX);
 	uint64_t n = q->size, ev = r->event_idx ? 2 : 0;
-	r->desc = map_ring(r, "descriptor", q->desc_gpa, n * VBLK_DESC_SIZE,
-			   16);
+	r->desc =
+		map_ring(r, "descriptor", q->desc_gpa, n * VBLK_DESC_SIZE, 16);
 	if (r->desc)
 		r->avail = map_ring(r, "available", q->avail_gpa,
 				    AVAIL_RING + 2 * n + ev, 2);
@@ -241,6 +241,30 @@ static void chain_add(struct vblk_ring *r, struct vblk_chain *c,
 	}
 }
 
+/* Follow indirect descriptor d (met in the descriptor table, or in an
+ * indirect table if in_table): its table and entry count. */
+static int indirect_table(struct vblk_ring *r, const struct desc *d,
+			  bool in_table, const uint8_t **table, uint32_t *n)
+{
+	if (!r->indirect)
+		return ring_fail(r, "indirect descriptor, not negotiated");
+	if (in_table)
+		return ring_fail(r, "indirect descriptor in an indirect table");
+	if (d->flags & VBLK_DESC_F_NEXT)
+		return ring_fail(r, "indirect descriptor with NEXT");
+	if (!d->len || d->len % VBLK_DESC_SIZE ||
+	    d->len / VBLK_DESC_SIZE > VBLK_MAX_SEGS)
+		return ring_fail(r, "indirect table of %u bytes", d->len);
+	*table = vblk_mem_ptr(r->mem, d->addr, d->len);
+	if (!*table)
+		return ring_fail(r,
+				 "indirect table [0x%llx, +%u) is not in "
+				 "guest memory",
+				 (unsigned long long)d->addr, d->len);
+	*n = d->len / VBLK_DESC_SIZE;
+	return 0;
+}
+
 /* Walk the chain at 'head' into c. */
 static int chain_walk(struct vblk_ring *r, uint16_t head, struct vblk_chain *c)
 {
@@ -250,6 +274,7 @@ static int chain_walk(struct vblk_ring *r, uint16_t head, struct vblk_chain *c)
 	uint64_t last_w_addr = 0;
 	uint32_t last_w_len = 0;
 	struct desc d;
+	int rc;
 
 	c->head = head;
 	c->nr = c->nw = 0;
@@ -258,34 +283,16 @@ static int chain_walk(struct vblk_ring *r, uint16_t head, struct vblk_chain *c)
 	c->status = NULL;
 	for (;;) {
 		if (!budget--)
-			return ring_fail(r, "chain at head %u is longer than "
-					    "its table (%u): a loop?",
+			return ring_fail(r,
+					 "chain at head %u outgrows its "
+					 "table of %u: a loop?",
 					 head, tsize);
 		desc_read(table, i, &d);
 		if (d.flags & VBLK_DESC_F_INDIRECT) {
-			if (!r->indirect)
-				return ring_fail(r, "indirect descriptor, but "
-						    "INDIRECT_DESC was not "
-						    "negotiated");
-			if (in_table)
-				return ring_fail(r, "indirect descriptor in "
-						    "an indirect table");
-			if (d.flags & VBLK_DESC_F_NEXT)
-				return ring_fail(r, "indirect descriptor "
-						    "with NEXT");
-			if (!d.len || d.len % VBLK_DESC_SIZE ||
-			    d.len / VBLK_DESC_SIZE > VBLK_MAX_SEGS)
-				return ring_fail(r, "indirect table of %u "
-						    "bytes",
-						 d.len);
-			table = vblk_mem_ptr(r->mem, d.addr, d.len);
-			if (!table)
-				return ring_fail(r, "indirect table [0x%llx, "
-						    "+%u) is not in guest "
-						    "memory",
-						 (unsigned long long)d.addr,
-						 d.len);
-			tsize = budget = d.len / VBLK_DESC_SIZE;
+			rc = indirect_table(r, &d, in_table, &table, &tsize);
+			if (rc)
+				return rc;
+			budget = tsize;
 			in_table = true;
 			i = 0;
 			continue;
@@ -297,8 +304,8 @@ static int chain_walk(struct vblk_ring *r, uint16_t head, struct vblk_chain *c)
 				last_w_len = d.len;
 			}
 		} else if (seen_write) {
-			return ring_fail(r, "device-readable descriptor "
-					    "after a device-writable one");
+			return ring_fail(r, "device-readable descriptor after "
+					    "a device-writable one");
 		}
 		chain_add(r, c, &d);
 		if (!(d.flags & VBLK_DESC_F_NEXT))
@@ -310,8 +317,8 @@ static int chain_walk(struct vblk_ring *r, uint16_t head, struct vblk_chain *c)
 	}
 	/* The status byte: the last byte of the writable part. */
 	if (last_w_len && last_w_len - 1 <= UINT64_MAX - last_w_addr)
-		c->status = vblk_mem_ptr(r->mem, last_w_addr + last_w_len - 1,
-					 1);
+		c->status =
+			vblk_mem_ptr(r->mem, last_w_addr + last_w_len - 1, 1);
 	return 0;
 }
 
@@ -322,8 +329,9 @@ int vblk_ring_pop(struct vblk_ring *r, struct vblk_chain *c)
 		r->avail_idx = ring_get16(r->avail + AVAIL_IDX);
 		uint16_t pending = (uint16_t)(r->avail_idx - q->last_avail);
 		if (pending > q->size)
-			return ring_fail(r, "available index moved from %u "
-					    "to %u on a queue of %u",
+			return ring_fail(r,
+					 "available index moved from %u "
+					 "to %u on a queue of %u",
 					 q->last_avail, r->avail_idx, q->size);
 		if (!pending)
 			return 0;

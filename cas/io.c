@@ -25,6 +25,7 @@
 
 struct io_thread {
 	int kind; /* CAS_IO_URING or CAS_IO_LIBAIO once set up, else -1 */
+	pid_t pid; /* a child after fork() must not use its parent's ring */
 	struct io_uring ring;
 	io_context_t aio;
 };
@@ -52,9 +53,9 @@ static struct io_thread *io_thread(int kind)
 {
 	pthread_once(&io_once, io_init_once);
 	struct io_thread *t = pthread_getspecific(io_key);
-	if (t && t->kind == kind)
+	if (t && t->kind == kind && t->pid == getpid())
 		return t;
-	if (t) { /* another store on this thread uses another engine */
+	if (t) { /* another engine on this thread, or inherited by fork */
 		io_thread_free(t);
 		pthread_setspecific(io_key, NULL);
 	}
@@ -70,6 +71,7 @@ static struct io_thread *io_thread(int kind)
 		free(t);
 		return NULL;
 	}
+	t->pid = getpid();
 	pthread_setspecific(io_key, t);
 	return t;
 }
