@@ -25,7 +25,9 @@
  *
  * Invariants: an all-hole node is never stored (it is CAS_HOLE); an
  * unchanged map commits with no store call; a failure leaves the map
- * broken, with references leaked, never freed early.
+ * broken, with some count changes already pending in the store (a steal
+ * lowers its node before the new nodes are stored): the caller must give
+ * the whole transaction up (cas_rollback), never commit it.
  */
 #include <errno.h>
 #include <stdlib.h>

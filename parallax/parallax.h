@@ -75,7 +75,8 @@
 #define PX_MAX_HEIGHT 8u
 
 /* A commit failed half way (the store refused a put or a count): the map
- * can only be closed; counts may be off until fsck recounts them. */
+ * can only be closed, and the count changes it left pending in the store
+ * must be given up with cas_rollback(), never committed. */
 #define PX_EBROKEN (-30700)
 
 typedef struct px_map px_map;
