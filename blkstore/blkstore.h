@@ -200,9 +200,11 @@ int bs_rebuild(const char *path, bs_report_fn fn, void *arg);
  * looking block names up in the map and applying prepared writes.
  *
  *   read:  store thread: bs_disk_names(d, off, len, names)
- *          any thread:   bs_disk_read_names(d, names, buf, len, off)
- *   write: any thread:   bs_disk_prepare(d, buf, len, off, p)
+ *          any thread:   bs_disk_read_names(d, names, buf, len, off, cc)
+ *   write: any thread:   bs_disk_prepare(d, buf, len, off, p, cc)
  *          store thread: bs_disk_write_prepared(d, buf, len, off, p)
+ *
+ * cc, if not NULL, is a chunk cache (below) the any-thread halves share.
  *
  * "Any thread" means concurrently with the store thread and with each
  * other, on a disk that stays open meanwhile (those two touch only the
@@ -229,16 +231,36 @@ static inline uint64_t bs_whole_blocks(uint64_t off, uint64_t len)
 	uint64_t end = (off + len) / BS_BLOCK_SIZE;
 	return end > first ? end - first : 0;
 }
+
+/*
+ * A cache of chunk contents in memory, by name, for bs_disk_read_names:
+ * a chunk read once is then copied, not read, checked and decompressed
+ * again.  A name's content never changes, so an entry is never stale and
+ * one entry serves every disk, snapshot and clone that names the chunk.
+ * Bounded to 'bytes' (rounded to whole chunks; memory is taken as entries
+ * fill), evicted by CLOCK; thread-safe (sharded locks).
+ */
+typedef struct bs_chunk_cache bs_chunk_cache;
+struct bs_chunk_cache_stats {
+	uint64_t hits, misses, entries, capacity; /* entries: chunks held */
+};
+int bs_chunk_cache_create(uint64_t bytes, bs_chunk_cache **out);
+void bs_chunk_cache_destroy(bs_chunk_cache *cc);
+void bs_chunk_cache_stats(bs_chunk_cache *cc, struct bs_chunk_cache_stats *st);
+
 /* Store thread: the names of the blocks [off, off+len) touches. */
 int bs_disk_names(bs_disk *d, uint64_t off, uint64_t len, cas_name *names);
 /* Any thread: the bytes [off, off+len) given the names of the blocks
- * they touch (from bs_disk_names).  -ENOENT or -EIO: look up again. */
+ * they touch (from bs_disk_names), through cc if not NULL.  -ENOENT or
+ * -EIO: look the names up again. */
 int bs_disk_read_names(bs_disk *d, const cas_name *names, void *buf,
-		       uint64_t len, uint64_t off);
-/* Any thread: hash (and compress if new) every block a write of buf at
- * off covers whole, into p[0 .. bs_whole_blocks(off, len)). */
+		       uint64_t len, uint64_t off, bs_chunk_cache *cc);
+/* Any thread: hash every block a write of buf at off covers whole, and
+ * compress it if it is new and does not look incompressible (a byte
+ * entropy estimate), into p[0 .. bs_whole_blocks(off, len)); with cc,
+ * the blocks go into the cache too. */
 int bs_disk_prepare(bs_disk *d, const void *buf, uint64_t len, uint64_t off,
-		    struct cas_prepared *p);
+		    struct cas_prepared *p, bs_chunk_cache *cc);
 /* Store thread: the write of buf at off (as bs_disk_write), its whole
  * blocks taken from p (bs_disk_prepare of the same buf, off and len). */
 int bs_disk_write_prepared(bs_disk *d, const void *buf, uint64_t len,

@@ -149,14 +149,17 @@ struct nbd_conn {
 	_Atomic uint64_t rbytes, wbytes;
 	struct iostat *stat; /* the export's entry in the server's stats */
 
-	/* Transmission (nbd_io.c): the request stream is read by one
-	 * worker at a time (rx_mu), replies are sent whole, one at a time
-	 * (tx_mu). */
+	/* Transmission (nbd_io.c): the request stream belongs to one
+	 * worker at a time (rx_busy, under rx_mu); replies are sent whole,
+	 * one at a time (tx_mu). */
 	pthread_mutex_t rx_mu, tx_mu;
-	uint8_t *rx;          /* received, not yet parsed: rx[rx_pos, rx_end) */
+	pthread_cond_t rx_cv; /* rx_busy cleared, or rx_done set */
+	bool rx_busy;
+	bool rx_done; /* no more requests: DISC, error, lost stream */
+	/* The stream holder's: received, not yet parsed, rx[rx_pos, rx_end) */
+	uint8_t *rx;
 	size_t rx_pos, rx_end;
-	bool rx_done;         /* no more requests: DISC, error, lost stream */
-	atomic_bool dead;     /* a send failed: stop */
+	atomic_bool dead; /* a send failed: stop */
 };
 
 /* Grow c->buf to at least len bytes (kept for the connection's life). */
@@ -204,16 +207,15 @@ int nbd_disk_io(struct srv *s, bs_disk *d, enum nbd_op op, void *buf,
  */
 struct nbd_span {
 	uint64_t off, len;
-	uint8_t *buf;                  /* write data */
-	cas_name *names;               /* read: bs_span_blocks() of them */
-	const struct cas_prepared *p;  /* write: bs_whole_blocks() of them */
-	uint32_t req;                  /* which request (spans of one are
-					  consecutive) */
+	uint8_t *buf;                 /* the data written, or read */
+	cas_name *names;              /* read: bs_span_blocks() of them */
+	const struct cas_prepared *p; /* write: bs_whole_blocks() of them */
+	uint32_t req;                 /* which request (its spans follow
+					 each other) */
 	bool fua;
 	int rc;
 };
-void nbd_disk_names(struct srv *s, bs_disk *d, struct nbd_span *v,
-		    unsigned n);
+void nbd_disk_names(struct srv *s, bs_disk *d, struct nbd_span *v, unsigned n);
 void nbd_disk_write_prepared(struct srv *s, bs_disk *d, struct nbd_span *v,
 			     unsigned n);
 /* Extents from off: up to 'max' of them covering at most len bytes. */

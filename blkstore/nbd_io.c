@@ -4,20 +4,26 @@
  * operations, simple or structured replies out, with many requests of one
  * connection in flight at once.
  *
- * The one idea: a connection has a few worker threads (NBD_WORKERS) that
- * take turns at the socket.  The one holding rx_mu reads a batch: every
- * complete request that has arrived (up to BATCH_MAX, BATCH_BYTES), not
- * waiting for more once it has one; it lets go and works on its batch
- * while the next worker waits for the next.  So a client's queue depth
- * becomes parallel work without a hand-off per request, and the costly
- * part of each request runs on the workers, not on the store thread:
+ * The one idea: a connection has a few worker threads (one more than the
+ * CPUs, at most NBD_WORKERS_MAX) that take turns at the socket.  The one
+ * holding the stream (rx_busy) reads a batch: every complete request that
+ * has arrived (up to BATCH_MAX, BATCH_BYTES), waiting only for the first.
+ * A small batch it keeps the stream for: the next batch gathers in the
+ * socket while this one runs, one thread, no hand-off.  A batch worth
+ * sharing (much data, writes to hash and compress, more requests already
+ * waiting) it hands the stream on first, so the next worker reads and
+ * works in parallel.  So a client's queue depth becomes batches, and
+ * parallel work where there is enough of it, without a hand-off per
+ * request; and the costly part of each request runs on the workers, not
+ * on the store thread:
  *
  *   READ   one store-thread call resolves the block names of every read
- *          of the batch (bs_disk_names); the worker then fetches and
- *          decompresses the chunks itself (bs_disk_read_names, cas_get).
- *   WRITE  the worker hashes and compresses whole blocks
- *          (bs_disk_prepare, cas_prepare); one store-thread call applies
- *          every write of the batch (bs_disk_write_prepared).
+ *          of the batch (bs_disk_names); the worker then copies each chunk
+ *          from the server's chunk cache, or reads, checks and
+ *          decompresses it itself (bs_disk_read_names, cas_get).
+ *   WRITE  the worker hashes and compresses whole blocks (bs_disk_prepare,
+ *          cas_prepare; they enter the chunk cache too); one store-thread
+ *          call applies every write of the batch (bs_disk_write_prepared).
  *   others (flush, trim, zeroes, block status) run whole on the store
  *          thread, as before.
  *
@@ -47,23 +53,26 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 #include "blkstore/nbd_int.h"
 
 #define HOLE_MIN (64u << 10) /* zero runs worth an OFFSET_HOLE chunk */
 #define MAX_CHUNKS 128u      /* content chunks per structured read */
 
-#define NBD_WORKERS 3              /* threads per connection */
-#define BATCH_MAX 64u              /* requests per batch */
-#define BATCH_BYTES (4u << 20)     /* payload bytes per batch (soft) */
-#define RX_CAP (256u << 10)        /* the stream buffer */
-#define HDR_LEN 28u                /* a request header */
+#define NBD_WORKERS_MAX 8      /* threads per connection: CPUs + 1 */
+#define BATCH_MAX 64u          /* requests per batch */
+#define BATCH_BYTES (4u << 20) /* payload bytes per batch (soft) */
+#define RX_CAP (256u << 10)    /* the stream buffer */
+#define HDR_LEN 28u            /* a request header */
+#define SHARE_COST 64u         /* batches worth a second worker */
+#define WRITE_COST 8u          /* a block written vs a block read */
 #define SLICE_BLOCKS (NBD_IO_SLICE / BS_BLOCK_SIZE)
 #define GROUP_NAMES (2 * (SLICE_BLOCKS + 1)) /* names per store call */
 #define GROUP_PREP SLICE_BLOCKS              /* prepared blocks per call */
 #define GROUP_SPANS 128u
-#define TX_IOV 512u                /* iovecs per sendmsg */
-#define TX_HDR (32u << 10)         /* reply header bytes per sendmsg */
+#define TX_IOV 512u        /* iovecs per sendmsg */
+#define TX_HDR (32u << 10) /* reply header bytes per sendmsg */
 
 uint16_t nbd_export_flags(const struct nbd_conn *c)
 {
@@ -94,7 +103,11 @@ struct req {
 	uint64_t t0;
 };
 
-enum group_kind { G_NONE, G_READ, G_WRITE };
+enum group_kind {
+	G_NONE,
+	G_READ,
+	G_WRITE
+};
 
 struct worker {
 	struct nbd_conn *c;
@@ -103,6 +116,8 @@ struct worker {
 	/* the batch */
 	struct req req[BATCH_MAX];
 	unsigned n;
+	uint64_t cost; /* of the batch's reads and writes, in SHARE_COST */
+	uint64_t now;  /* when requests finished, for statistics (0: unread) */
 	uint8_t *data; /* payloads and read buffers */
 	size_t cap, used;
 	/* the group: reads or writes for one store-thread call */
@@ -232,14 +247,14 @@ static void read_reply(struct worker *w, uint64_t handle, uint64_t off,
 			     NBD_REPLY_TYPE_NONE, handle, 0);
 		return;
 	}
-#define EMIT_DATA(from, n)                                                    \
-	do {                                                                  \
-		last = tx_hdr(w, 28);                                         \
-		chunk_header(last, 0, NBD_REPLY_TYPE_OFFSET_DATA, handle,     \
-			     8 + (n));                                        \
-		nbd_put64(last + 20, off + (from));                           \
-		tx_data(w, buf + (from), (n));                                \
-		nch++;                                                        \
+#define EMIT_DATA(from, n)                                                \
+	do {                                                              \
+		last = tx_hdr(w, 28);                                     \
+		chunk_header(last, 0, NBD_REPLY_TYPE_OFFSET_DATA, handle, \
+			     8 + (n));                                    \
+		nbd_put64(last + 20, off + (from));                       \
+		tx_data(w, buf + (from), (n));                            \
+		nch++;                                                    \
 	} while (0)
 
 	unsigned nch = 0;
@@ -282,16 +297,16 @@ static void record(struct worker *w, const struct req *r)
 					  [NBD_CMD_WRITE] = SRV_OP_WRITE,
 					  [NBD_CMD_FLUSH] = SRV_OP_FLUSH,
 					  [NBD_CMD_TRIM] = SRV_OP_TRIM,
-					  [NBD_CMD_WRITE_ZEROES] =
-						  SRV_OP_ZERO};
-	enum srv_op op = r->type < sizeof(ops) / sizeof(ops[0]) &&
-					 (r->type == NBD_CMD_READ ||
-					  ops[r->type])
-				 ? ops[r->type]
-				 : SRV_OP_OTHER;
+					  [NBD_CMD_WRITE_ZEROES] = SRV_OP_ZERO};
+	enum srv_op op =
+		r->type < sizeof(ops) / sizeof(ops[0]) &&
+				(r->type == NBD_CMD_READ || ops[r->type])
+			? ops[r->type]
+			: SRV_OP_OTHER;
 	bool data = op == SRV_OP_READ || op == SRV_OP_WRITE;
-	iostat_record(w->c->stat, op, data ? r->len : 0, srv_now_ns() - r->t0,
-		      false);
+	if (!w->now)
+		w->now = srv_now_ns();
+	iostat_record(w->c->stat, op, data ? r->len : 0, w->now - r->t0, false);
 }
 
 /* The reply of a request the store has run (r->rc its result). */
@@ -329,6 +344,7 @@ static void run_reads(struct worker *w)
 {
 	struct nbd_conn *c = w->c;
 	struct srv *s = c->sc->srv;
+	bs_chunk_cache *cc = srv_chunk_cache(s);
 	nbd_disk_names(s, c->exp.d, w->span, w->nspan);
 	for (unsigned k = 0; k < w->nspan; k++) {
 		struct nbd_span *v = &w->span[k];
@@ -336,17 +352,22 @@ static void run_reads(struct worker *w)
 		int rc = v->rc;
 		if (!rc && !r->rc) {
 			rc = bs_disk_read_names(c->exp.d, v->names, v->buf,
-						v->len, v->off);
+						v->len, v->off, cc);
 			if (rc == -ENOENT || rc == -EIO) {
 				/* A chunk freed or moved since the lookup
 				 * (an overwrite and a gc): look again. */
+				srv_clog(c->sc, SRV_DEBUG,
+					 "read at %llu+%llu: %s; looking the "
+					 "names up again",
+					 (unsigned long long)v->off,
+					 (unsigned long long)v->len,
+					 bs_strerror(rc));
 				v->rc = 0;
 				nbd_disk_names(s, c->exp.d, v, 1);
 				rc = v->rc ? v->rc
-					   : bs_disk_read_names(c->exp.d,
-								v->names,
-								v->buf, v->len,
-								v->off);
+					   : bs_disk_read_names(
+						     c->exp.d, v->names, v->buf,
+						     v->len, v->off, cc);
 			}
 		}
 		if (rc && !r->rc)
@@ -364,12 +385,14 @@ static void run_writes(struct worker *w)
 	struct nbd_conn *c = w->c;
 	for (unsigned k = 0; k < w->nspan; k++) {
 		struct nbd_span *v = &w->span[k];
-		if (w->req[v->req].rc)
-			v->rc = w->req[v->req].rc; /* failed in a slice before */
+		const struct req *r = &w->req[v->req];
+		if (r->rc) /* failed in a slice before */
+			v->rc = r->rc;
 		else if (v->len)
 			v->rc = bs_disk_prepare(c->exp.d, v->buf, v->len,
 						v->off,
-						(struct cas_prepared *)v->p);
+						(struct cas_prepared *)v->p,
+						srv_chunk_cache(c->sc->srv));
 	}
 	nbd_disk_write_prepared(c->sc->srv, c->exp.d, w->span, w->nspan);
 	for (unsigned k = 0; k < w->nspan; k++) {
@@ -385,6 +408,7 @@ static void run_writes(struct worker *w)
 
 static void group_run(struct worker *w)
 {
+	w->now = 0; /* one clock reading for the group's requests */
 	if (w->nspan) {
 		if (w->gk == G_READ)
 			run_reads(w);
@@ -459,8 +483,7 @@ static void cmd_block_status(struct worker *w, struct req *r)
 {
 	struct nbd_extent ext[NBD_MAX_EXTENTS];
 	unsigned n;
-	unsigned max =
-		(r->flags & NBD_CMD_FLAG_REQ_ONE) ? 1 : NBD_MAX_EXTENTS;
+	unsigned max = (r->flags & NBD_CMD_FLAG_REQ_ONE) ? 1 : NBD_MAX_EXTENTS;
 	int rc = nbd_disk_extents(w->c->sc->srv, w->c->exp.d, r->off, r->len,
 				  ext, max, &n);
 	if (rc || n == 0) {
@@ -482,6 +505,7 @@ static void cmd_block_status(struct worker *w, struct req *r)
 static void run_other(struct worker *w, struct req *r)
 {
 	struct nbd_conn *c = w->c;
+	w->now = 0;
 	bool fua = r->flags & NBD_CMD_FLAG_FUA;
 	switch (r->type) {
 	case NBD_CMD_TRIM:
@@ -496,8 +520,8 @@ static void run_other(struct worker *w, struct req *r)
 			       NBD_ZERO_SLICE);
 		break;
 	case NBD_CMD_FLUSH:
-		r->rc = nbd_disk_io(c->sc->srv, c->exp.d, NBD_OP_FLUSH, NULL,
-				    0, 0, false);
+		r->rc = nbd_disk_io(c->sc->srv, c->exp.d, NBD_OP_FLUSH, NULL, 0,
+				    0, false);
 		break;
 	case NBD_CMD_CACHE:
 		break; /* a hint; everything is equally near */
@@ -641,15 +665,17 @@ static int rx_take(struct nbd_conn *c, uint8_t *dst, uint64_t len)
 
 /*
  * Read a batch into w: at least one request (waiting for it), then every
- * further complete one already here.  Called under rx_mu.  Sets
- * c->rx_done when no more requests will come.
+ * further complete one already here.  Called by the worker holding the
+ * stream (rx_busy).  Returns true when no more requests will come.
  */
-static void rx_batch(struct worker *w)
+static bool rx_batch(struct worker *w)
 {
 	struct nbd_conn *c = w->c;
 	struct srv_conn *sc = c->sc;
+	uint64_t t0 = 0; /* when the batch's first request was here */
 	w->n = 0;
 	w->used = 0;
+	w->cost = 0;
 	while (w->n < BATCH_MAX) {
 		if (c->rx_end - c->rx_pos < HDR_LEN) {
 			ssize_t got = rx_fill(c, w->n == 0);
@@ -660,18 +686,18 @@ static void rx_batch(struct worker *w)
 					srv_clog(sc, SRV_DEBUG,
 						 "client went away (%s)",
 						 strerror((int)-got));
-				c->rx_done = true;
-				break;
+				return true;
 			}
 			continue;
 		}
 		const uint8_t *h = c->rx + c->rx_pos;
+		if (!t0)
+			t0 = srv_now_ns();
 		if (nbd_get32(h) != NBD_REQUEST_MAGIC) {
 			srv_clog(sc, SRV_WARN,
 				 "bad request magic 0x%08x: dropped",
 				 nbd_get32(h));
-			c->rx_done = true;
-			break;
+			return true;
 		}
 		uint16_t flags = nbd_get16(h + 4), type = nbd_get16(h + 6);
 		uint64_t handle = nbd_get64(h + 8), off = nbd_get64(h + 16);
@@ -689,15 +715,13 @@ static void rx_batch(struct worker *w)
 		c->nreq++;
 		if (type == NBD_CMD_DISC) {
 			srv_clog(sc, SRV_DEBUG, "NBD_CMD_DISC");
-			c->rx_done = true;
-			break;
+			return true;
 		}
 		int rc = data_reserve(w, need);
 		if (rc && type == NBD_CMD_WRITE) {
-			srv_clog(sc, SRV_ERROR,
-				 "no memory for a %u-byte write", len);
-			c->rx_done = true;
-			break;
+			srv_clog(sc, SRV_ERROR, "no memory for a %u-byte write",
+				 len);
+			return true;
 		}
 		if (rc) { /* a read: refuse it, the stream goes on */
 			err = NBD_ENOMEM;
@@ -711,8 +735,7 @@ static void rx_batch(struct worker *w)
 				srv_clog(sc, SRV_DEBUG,
 					 "write payload cut short (%s)",
 					 strerror(-rc));
-				c->rx_done = true;
-				break;
+				return true;
 			}
 		}
 		w->req[w->n++] = (struct req){
@@ -724,31 +747,69 @@ static void rx_batch(struct worker *w)
 			.err = err,
 			.msg = msg,
 			.data = w->used,
-			.t0 = srv_now_ns(),
+			.t0 = t0,
 		};
 		w->used += need;
+		if (type == NBD_CMD_READ)
+			w->cost += bs_span_blocks(off, need);
+		else if (type == NBD_CMD_WRITE)
+			w->cost += WRITE_COST * bs_span_blocks(off, need);
 	}
+	return false;
 }
 
-static _Atomic uint64_t dbg_batches, dbg_reqs;
+/* Is w's batch worth letting another worker read the next one while w
+ * works on it?  Not for a few small reads: the next batch then gathers
+ * while this one runs, and small requests cost less in batches than in
+ * hand-offs between threads.  Yes for much work (a block read costs 1, a
+ * block written, hashed and compressed WRITE_COST), or when more
+ * requests are waiting already. */
+static bool worth_sharing(const struct worker *w)
+{
+	const struct nbd_conn *c = w->c;
+	return w->cost >= SHARE_COST || w->n == BATCH_MAX ||
+	       c->rx_end - c->rx_pos >= HDR_LEN;
+}
+
+/*
+ * A worker: take the stream when nobody holds it (rx_busy), read a
+ * batch, and either keep the stream while working on the batch (small
+ * batches) or hand it to the next worker first (worth_sharing).
+ */
 static void *worker_main(void *arg)
 {
 	struct worker *w = arg;
 	struct nbd_conn *c = w->c;
+	bool mine = false; /* holding the stream */
+	pthread_mutex_lock(&c->rx_mu);
 	for (;;) {
-		pthread_mutex_lock(&c->rx_mu);
+		while (!mine && c->rx_busy && !c->rx_done)
+			pthread_cond_wait(&c->rx_cv, &c->rx_mu);
 		if (c->rx_done || atomic_load(&c->dead)) {
-			pthread_mutex_unlock(&c->rx_mu);
+			if (mine) {
+				c->rx_busy = false;
+				pthread_cond_broadcast(&c->rx_cv);
+			}
 			break;
 		}
-		rx_batch(w);
+		c->rx_busy = mine = true;
 		pthread_mutex_unlock(&c->rx_mu);
-		if (w->n) {
-			dbg_batches++;
-			dbg_reqs += w->n;
-			run_batch(w);
+		bool done = rx_batch(w);
+		bool share = done || worth_sharing(w);
+		pthread_mutex_lock(&c->rx_mu);
+		if (done)
+			c->rx_done = true;
+		if (share) {
+			c->rx_busy = mine = false;
+			pthread_cond_broadcast(&c->rx_cv);
 		}
+		if (!w->n)
+			continue;
+		pthread_mutex_unlock(&c->rx_mu);
+		run_batch(w);
+		pthread_mutex_lock(&c->rx_mu);
 	}
+	pthread_mutex_unlock(&c->rx_mu);
 	return NULL;
 }
 
@@ -763,21 +824,23 @@ static void worker_free(struct worker *w)
 
 void nbd_transmission(struct nbd_conn *c)
 {
-	struct worker *w[16] = {0};
+	struct worker *w[NBD_WORKERS_MAX] = {0};
 	int nw = 0;
 	pthread_attr_t attr;
 
 	c->rx = malloc(RX_CAP);
 	c->rx_pos = c->rx_end = 0;
-	c->rx_done = false;
+	c->rx_done = c->rx_busy = false;
 	atomic_store(&c->dead, false);
 	pthread_mutex_init(&c->rx_mu, NULL);
+	pthread_cond_init(&c->rx_cv, NULL);
 	pthread_mutex_init(&c->tx_mu, NULL);
 	pthread_attr_init(&attr);
 	pthread_attr_setstacksize(&attr, 1u << 20);
-	int want = NBD_WORKERS;
-	if (getenv("DBG_WORKERS"))
-		want = atoi(getenv("DBG_WORKERS"));
+	long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+	int want = ncpu < 1 ? 2 : (int)ncpu + 1;
+	if (want > NBD_WORKERS_MAX)
+		want = NBD_WORKERS_MAX;
 	for (int i = 0; c->rx && i < want; i++) {
 		struct worker *x = calloc(1, sizeof(*x));
 		if (x)
@@ -803,8 +866,8 @@ void nbd_transmission(struct nbd_conn *c)
 	for (int i = 0; i < nw; i++)
 		worker_free(w[i]);
 	pthread_mutex_destroy(&c->rx_mu);
+	pthread_cond_destroy(&c->rx_cv);
 	pthread_mutex_destroy(&c->tx_mu);
 	free(c->rx);
 	c->rx = NULL;
-	srv_clog(c->sc, SRV_INFO, "DBG batches %llu reqs %llu", (unsigned long long)dbg_batches, (unsigned long long)dbg_reqs);
 }

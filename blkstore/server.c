@@ -16,34 +16,41 @@
  *   (bs_disk_flush: a store-wide group commit) covers it.  That is the
  *   whole multi-connection consistency argument (docs/nbd.md).
  *
- * - Each connection has its own thread: it parses its protocol, receives
- *   payloads into its own buffer, queues a closure naming that buffer
- *   (srv_call) and sleeps until the store thread has run it, then sends
- *   the reply.  A slow or stalled client therefore blocks only its own
- *   thread.
+ * - Each connection has its own thread (for NBD, a few: nbd_io.c): it
+ *   parses its protocol, receives payloads into its own buffers, queues
+ *   closures naming them (srv_call) and sleeps until the store thread has
+ *   run them, then sends the replies.  A slow or stalled client therefore
+ *   blocks only its own threads.
  *
- * - No lock is ever held around socket I/O or around a disk operation.
- *   The one mutex (qmu) guards only the queue's links and the completion
- *   flags, for a few instructions at a time.  The store thread does no
- *   socket I/O at all, and a connection thread does no store calls, so
- *   there is nothing to lock around either: ownership, not locking,
- *   keeps the store single-threaded.  Buffers are handed over through the
- *   queue (the mutex gives the happens-before), never shared at once.
+ * - What costs is done outside the store thread: an NBD read's closure
+ *   only resolves block names, and the connection's thread then fetches
+ *   and decompresses the chunks (cas_get is thread-safe) or copies them
+ *   from the server's chunk cache; an NBD write's blocks are hashed and
+ *   compressed on the connection's thread (cas_prepare) and the closure
+ *   only applies them.  The store thread keeps every map, count and
+ *   catalogue change, and every flush, in its one order.
  *
- * - Later, chunk reads and hashing can move onto connection threads
- *   (cas_get and cas_prepare are thread-safe): the store thread would
- *   then only resolve block names and apply prepared puts.  The queue
- *   does not change; only what a closure does.
+ * - No lock is ever held around a disk operation, and none around socket
+ *   I/O but a connection's own send mutex (its threads' replies go out
+ *   whole, one at a time).  The queue's mutex (qmu) guards only the
+ *   queue's links, for a few instructions at a time; a caller waits for
+ *   its closure on a word of its own (srv_call).  The store thread does
+ *   no socket I/O at all, and a connection thread makes no store calls
+ *   but the thread-safe chunk reads and prepares, so ownership, not
+ *   locking, keeps the store single-threaded.  Buffers are handed over
+ *   through the queue and the completion word (an atomic store and load:
+ *   the happens-before), never shared at once.
  *
  * Shutdown: the main thread's srv_run() stops accepting, raises
  * 'stopping', and waits.  Connection threads notice at their next idle
  * point (sockets have a short receive timeout, SRV_TICK_MS, so a blocked
- * receive wakes up to look) and leave; one in the middle of a request
- * finishes it first.  After SRV_GRACE_MS the remaining sockets are shut
+ * receive wakes up to look) and leave; requests already read are
+ * finished first.  After SRV_GRACE_MS the remaining sockets are shut
  * down under them.  Only then does the store thread stop, and the store
  * is flushed and closed.
  */
 #include <errno.h>
+#include <linux/futex.h>
 #include <poll.h>
 #include <pthread.h>
 #include <stdarg.h>
@@ -53,6 +60,7 @@
 #include <string.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -99,6 +107,7 @@ struct srv {
 	atomic_bool stopping;
 	uint64_t stop_ns;
 	struct iostats *stats;
+	bs_chunk_cache *cc;
 };
 
 /* ---- logging ---- */
@@ -184,50 +193,79 @@ static void *store_main(void *arg)
 
 void srv_submit(struct srv *s, struct srv_work *w)
 {
+	bool was_empty;
 	w->next = NULL;
 	pthread_mutex_lock(&s->qmu);
+	was_empty = !s->qhead;
 	if (s->qtail)
 		s->qtail->next = w;
 	else
 		s->qhead = w;
 	s->qtail = w;
-	pthread_cond_signal(&s->qcv);
 	pthread_mutex_unlock(&s->qmu);
+	/* After the unlock, so the store thread does not wake only to wait
+	 * for the mutex; only an empty queue can have it asleep. */
+	if (was_empty)
+		pthread_cond_signal(&s->qcv);
 }
 
+/*
+ * srv_call's wait: a futex word rather than a condition variable, so
+ * the store thread can wake the caller without holding a lock the
+ * caller would then wait for (a condition variable signalled under its
+ * mutex costs the woken thread a second sleep).  The caller may return,
+ * and its stack frame be reused, as soon as it sees 'done'; the store
+ * thread's FUTEX_WAKE after that is harmless (futex waiters always
+ * recheck their word).
+ */
 struct call_wait {
-	struct srv *s;
-	pthread_cond_t cv;
-	bool done;
+	_Atomic uint32_t done;
 };
+
+static void futex_wait(_Atomic uint32_t *word, uint32_t val)
+{
+	syscall(SYS_futex, word, FUTEX_WAIT_PRIVATE, val, NULL, NULL, 0);
+}
+
+static void futex_wake(_Atomic uint32_t *word)
+{
+	syscall(SYS_futex, word, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0);
+}
 
 static void call_done(struct srv_work *w)
 {
 	struct call_wait *cw = w->priv;
-	/* Signalled under the mutex: once the waiter sees 'done' the store
-	 * thread has let go of cw, so the waiter may destroy it. */
-	pthread_mutex_lock(&cw->s->qmu);
-	cw->done = true;
-	pthread_cond_signal(&cw->cv);
-	pthread_mutex_unlock(&cw->s->qmu);
+	atomic_store(&cw->done, 1);
+	futex_wake(&cw->done);
 }
 
 int srv_call(struct srv *s, srv_fn fn, void *arg)
 {
-	struct call_wait cw = {.s = s};
+	struct call_wait cw = {0};
 	struct srv_work w = {
 		.fn = fn, .arg = arg, .complete = call_done, .priv = &cw};
-	pthread_cond_init(&cw.cv, NULL);
 	srv_submit(s, &w);
-	pthread_mutex_lock(&s->qmu);
-	while (!cw.done)
-		pthread_cond_wait(&cw.cv, &s->qmu);
-	pthread_mutex_unlock(&s->qmu);
-	pthread_cond_destroy(&cw.cv);
+	while (!atomic_load(&cw.done))
+		futex_wait(&cw.done, 0);
 	return w.rc;
 }
 
 /* ---- create / destroy ---- */
+
+static uint64_t chunk_cache_size(const struct srv_options *o)
+{
+	if (o->chunk_cache_bytes != SRV_CHUNK_CACHE_DEFAULT)
+		return o->chunk_cache_bytes;
+	long pages = sysconf(_SC_PHYS_PAGES), psz = sysconf(_SC_PAGESIZE);
+	uint64_t b = 0;
+	if (pages > 0 && psz > 0)
+		b = (uint64_t)pages * (uint64_t)psz / 16;
+	if (b < (64ull << 20))
+		b = 64ull << 20;
+	if (b > (4ull << 30))
+		b = 4ull << 30;
+	return b;
+}
 
 int srv_create(const struct srv_options *o, struct srv **out)
 {
@@ -250,6 +288,14 @@ int srv_create(const struct srv_options *o, struct srv **out)
 	rc = iostats_create(&s->stats);
 	if (rc)
 		goto fail;
+	uint64_t ccb = chunk_cache_size(o);
+	if (ccb != UINT64_MAX) {
+		rc = bs_chunk_cache_create(ccb, &s->cc);
+		if (rc)
+			goto fail;
+		srv_log(s, SRV_INFO, "chunk cache: up to %llu MiB",
+			(unsigned long long)(ccb >> 20));
+	}
 	rc = bs_store_open(o->store, o->have_store_opts ? &o->store_opts : NULL,
 			   &s->st);
 	if (rc)
@@ -265,6 +311,7 @@ fail:
 	if (s->reapfd >= 0)
 		close(s->reapfd);
 	iostats_destroy(s->stats);
+	bs_chunk_cache_destroy(s->cc);
 	free(s);
 	return rc;
 }
@@ -279,6 +326,11 @@ void srv_conn_set_export(struct srv_conn *c, const char *name)
 struct iostats *srv_iostats(struct srv *s)
 {
 	return s->stats;
+}
+
+bs_chunk_cache *srv_chunk_cache(struct srv *s)
+{
+	return s->cc;
 }
 
 int srv_clients_json(struct srv *s, json_object **out)
@@ -352,6 +404,18 @@ int srv_destroy(struct srv *s)
 			bs_strerror(rc2));
 	close_listeners(s);
 	close(s->reapfd);
+	if (s->cc) {
+		struct bs_chunk_cache_stats cs;
+		bs_chunk_cache_stats(s->cc, &cs);
+		srv_log(s, SRV_INFO,
+			"chunk cache: %llu hits, %llu misses, %llu of %llu "
+			"chunks held",
+			(unsigned long long)cs.hits,
+			(unsigned long long)cs.misses,
+			(unsigned long long)cs.entries,
+			(unsigned long long)cs.capacity);
+		bs_chunk_cache_destroy(s->cc);
+	}
 	pthread_mutex_destroy(&s->qmu);
 	pthread_cond_destroy(&s->qcv);
 	pthread_mutex_destroy(&s->cmu);

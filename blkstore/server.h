@@ -50,6 +50,9 @@ struct srv_options {
 	const char *default_export; /* NBD export "" means this; NULL: none */
 	struct bs_store_options store_opts; /* io_engine etc.; zero: defaults */
 	bool have_store_opts;
+	/* The chunk cache (bs_chunk_cache) for reads served on connection
+	 * threads, in bytes.  0: SRV_CHUNK_CACHE_DEFAULT; UINT64_MAX: none. */
+	uint64_t chunk_cache_bytes;
 	/* The control protocol's commands (ctl.c): run on the connection's
 	 * thread with the request, the descriptors it carried, and a reply
 	 * object to fill; returns 0 or a blkstore error (sent as "error"). */
@@ -58,6 +61,9 @@ struct srv_options {
 	void *ctl_ctx;
 };
 #define SRV_MAX_CONNS_DEFAULT 256u
+/* 1/16 of the host's memory, at least 64 MiB and at most 4 GiB; memory
+ * is only taken as chunks are read. */
+#define SRV_CHUNK_CACHE_DEFAULT 0
 
 /* Open the store (bs_store_open: its lock keeps a second owner out) and
  * start the store thread.  Errors are blkstore codes (bs_strerror). */
@@ -97,6 +103,8 @@ int srv_clients_json(struct srv *s, json_object **out);
 void srv_conn_set_export(struct srv_conn *c, const char *name);
 /* The server's per-disk I/O statistics. */
 struct iostats *srv_iostats(struct srv *s);
+/* The chunk cache for reads on any thread (NULL: none). */
+bs_chunk_cache *srv_chunk_cache(struct srv *s);
 
 /* Kinds of disk operation, for per-disk statistics (iostats.c). */
 enum srv_op {
