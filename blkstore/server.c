@@ -61,6 +61,7 @@
 #include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
+#include <syslog.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -112,7 +113,28 @@ struct srv {
 
 /* ---- logging ---- */
 
+/*
+ * Where lines go: the process's own choice, made once by main() before
+ * any thread starts (srv_log_open) and only read afterwards; so the one
+ * piece of process-wide state here is never written concurrently.
+ * syslog(3) is thread-safe and keeps each message whole.
+ */
+static struct {
+	const char *ident;
+	bool use_syslog;
+} log_to = {"blkstored", false};
+
 static const char *level_name[] = {"error", "warn", "info", "debug"};
+static const int level_prio[] = {LOG_ERR, LOG_WARNING, LOG_INFO, LOG_DEBUG};
+
+void srv_log_open(const char *ident, bool use_syslog)
+{
+	if (ident)
+		log_to.ident = ident;
+	if (use_syslog && !log_to.use_syslog)
+		openlog(log_to.ident, LOG_PID | LOG_NDELAY, LOG_DAEMON);
+	log_to.use_syslog = use_syslog;
+}
 
 bool srv_log_enabled(const struct srv *s, enum srv_level level)
 {
@@ -125,7 +147,16 @@ static void vlog(const struct srv *s, enum srv_level level, const char *pfx,
 	char line[1024];
 	if (!srv_log_enabled(s, level))
 		return;
-	int n = snprintf(line, sizeof(line), "blkstored: %s: %s",
+	if (log_to.use_syslog) {
+		int n = snprintf(line, sizeof(line), "%s: %s", level_name[level],
+				 pfx);
+		if (n < 0 || (size_t)n >= sizeof(line))
+			n = 0;
+		vsnprintf(line + n, sizeof(line) - (size_t)n, fmt, ap);
+		syslog(level_prio[level], "%s", line);
+		return;
+	}
+	int n = snprintf(line, sizeof(line), "%s: %s: %s", log_to.ident,
 			 level_name[level], pfx);
 	if (n < 0 || (size_t)n >= sizeof(line))
 		n = 0;

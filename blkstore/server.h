@@ -23,7 +23,8 @@
 
 #include "blkstore/blkstore.h"
 
-/* ---- logging: one line per message on stderr, safe from any thread ---- */
+/* ---- logging: one line per message on stderr or to syslog, safe from
+ * any thread ---- */
 enum srv_level {
 	SRV_ERROR,
 	SRV_WARN,
@@ -34,6 +35,11 @@ enum srv_level {
 struct srv;
 struct srv_conn;
 
+/* Once, in main() before any thread starts: the program name lines
+ * carry (default "blkstored"; NULL keeps it) and whether they go to
+ * syslog (facility daemon, with the pid; levels map to LOG_ERR,
+ * LOG_WARNING, LOG_INFO, LOG_DEBUG) instead of stderr. */
+void srv_log_open(const char *ident, bool use_syslog);
 /* s may be NULL (before the server exists: level INFO). */
 void srv_log(const struct srv *s, enum srv_level level, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));

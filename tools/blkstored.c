@@ -63,9 +63,12 @@ static void usage(FILE *f)
 	      "  -f, --foreground          do not daemonise\n"
 	      "  -p, --pid-file PATH       write the daemon's pid to PATH\n"
 	      "  -v, --verbose             log debug messages too\n"
+	      "      --log stderr|syslog   where log lines go (default "
+	      "stderr)\n"
 	      "  -h, --help, --version\n"
 	      "\n"
-	      "Logs go to stderr.  SIGTERM or SIGINT: stop accepting, "
+	      "Logs go to stderr (the journal, under systemd) or to syslog "
+	      "(facility\ndaemon).  SIGTERM or SIGINT: stop accepting, "
 	      "finish requests\nin flight, flush the store and exit 0.  "
 	      "See docs/nbd.md.\n",
 	      f);
@@ -159,6 +162,7 @@ int main(int argc, char **argv)
 		{"verbose", no_argument, NULL, 'v'},
 		{"control", required_argument, NULL, 'c'},
 		{"io-engine", required_argument, NULL, 'e'},
+		{"log", required_argument, NULL, 'l'},
 		{"help", no_argument, NULL, 'h'},
 		{"version", no_argument, NULL, 'V'},
 		{NULL, 0, NULL, 0},
@@ -168,7 +172,7 @@ int main(int argc, char **argv)
 	const char *nbd[MAX_NBD], *pid_file = NULL, *control = NULL;
 	char control_buf[4096];
 	int nnbd = 0, opt, ready_fd = -1;
-	bool foreground = false;
+	bool foreground = false, use_syslog = false;
 	char *end;
 
 	while ((opt = getopt_long(argc, argv, "S:fp:vh", longopts, NULL)) !=
@@ -209,6 +213,14 @@ int main(int argc, char **argv)
 			break;
 		case 'c':
 			control = optarg;
+			break;
+		case 'l':
+			if (strcmp(optarg, "stderr") && strcmp(optarg, "syslog")) {
+				fprintf(stderr, "blkstored: --log: stderr or "
+						"syslog\n");
+				return 2;
+			}
+			use_syslog = !strcmp(optarg, "syslog");
 			break;
 		case 'e':
 			bs_store_options_default(&o.store_opts);
@@ -331,6 +343,12 @@ int main(int argc, char **argv)
 		srv_log(s, SRV_WARN, "%s is not available here: segment I/O "
 			"falls back to %s", cas_io_engine_name(want),
 			cas_io_engine_name(engine));
+	/* Until here a failure is told on stderr, to whoever started us;
+	 * from here on, lines go where --log says. */
+	if (use_syslog) {
+		srv_log(s, SRV_INFO, "logging to syslog from now on");
+		srv_log_open("blkstored", true);
+	}
 	srv_log(s, SRV_INFO, "serving %s (pid %ld, I/O engine %s)", o.store,
 		(long)getpid(), cas_io_engine_name(engine));
 	sd_notify_msg("READY=1");
