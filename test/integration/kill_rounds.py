@@ -86,6 +86,7 @@ class Writer:
         self.counts = dict(write=0, fua=0, trim=0, zero=0, flush=0, read=0)
         self.err = None
         self.stop = threading.Event()
+        self.connected = threading.Event()  # handshake done (or failed)
 
     def current(self, lba):
         h = self.hist.get(lba)
@@ -171,6 +172,8 @@ class Writer:
         except (OSError, sn.Lost) as e:
             self.err = f"connect: {e}"
             return
+        finally:
+            self.connected.set()
         try:
             while not self.stop.is_set():
                 self._op(c)
@@ -339,6 +342,12 @@ def main():
                  f"--randseed={rnd}"], cwd=WORK,
                 stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                 stderr=subprocess.DEVNULL)
+        # The kill must find every writer past its handshake (a slow,
+        # sanitized build may take longer than the shortest delay to
+        # connect): a refused connection is a test failure, not a kill.
+        for w in writers:
+            if not w.connected.wait(30):
+                fail(f"round {rnd}: {w.export}: no handshake in 30 s")
         delay = rng.uniform(0.2, 2.0)
         time.sleep(delay)
         daemon.kill()  # SIGKILL, mid-flight
