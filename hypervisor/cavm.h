@@ -126,4 +126,27 @@ int cavm_blk_add(struct cavm *vm, const char *spec);
 /* Start the control socket at path (NULL: none). */
 int cavm_control_start(struct cavm *vm, const char *path);
 
+/* (Devices side, additive.)  Per-VM state of pci.c, blk.c and control.c:
+ * kvm.c keeps one, zero-initialised, inside struct cavm and returns it
+ * here (e.g. "return &vm->devices;"); only the devices' files touch it. */
+struct pci;
+struct blk_set;
+struct control;
+struct cavm_devices {
+	struct pci *pci;          /* pci.c */
+	struct blk_set *blk;      /* blk.c: stores and disks */
+	struct control *control;  /* control.c */
+};
+struct cavm_devices *cavm_devices(struct cavm *vm);
+
+/* (Devices side, additive.)  For the MP table: the PCI devices' INTx
+ * lines, after every cavm_blk_add.  Each is pin INTA# (1) of device
+ * 'slot' on bus 0, wired to IOAPIC pin 'gsi' (16..23), level triggered,
+ * active high.  Returns how many (at most max) were filled in. */
+struct cavm_pci_intx {
+	uint8_t slot, pin, gsi;
+};
+unsigned cavm_pci_intx_list(struct cavm *vm, struct cavm_pci_intx *out,
+			    unsigned max);
+
 #endif
