@@ -318,10 +318,17 @@ int cavm_control_start(struct cavm *vm, const char *path)
 	ctl->vm = vm;
 	ctl->start_ns = srv_now_ns();
 	/* The lock file names it for blkctl, from any directory. */
+	int n;
 	if (path[0] != '/' && getcwd(cwd, sizeof(cwd)))
-		snprintf(ctl->path, sizeof(ctl->path), "%s/%s", cwd, path);
+		n = snprintf(ctl->path, sizeof(ctl->path), "%s/%s", cwd, path);
 	else
-		snprintf(ctl->path, sizeof(ctl->path), "%s", path);
+		n = snprintf(ctl->path, sizeof(ctl->path), "%s", path);
+	if (n < 0 || (size_t)n >= sizeof(ctl->path)) {
+		cavm_log(vm, CAVM_LOG_ERROR, "--control %s: path too long",
+			 path);
+		free(ctl);
+		return -ENAMETOOLONG;
+	}
 	/* The first store opened is the last in the list. */
 	struct blk_store *first = stores;
 	while (first->next)
