@@ -284,6 +284,7 @@ static int get_store(struct cavm *vm, struct blk_set *set, const char *path,
 		.store = st->path,
 		.log_level = cavm_log_enabled(vm, CAVM_LOG_DEBUG) ? SRV_DEBUG
 								   : SRV_INFO,
+		.log_name = "cavm",
 		.ctl_fn = control_request,
 		.ctl_ctx = vm};
 	int rc = srv_create(&o, &st->srv);
