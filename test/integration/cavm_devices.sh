@@ -10,6 +10,7 @@
 #   1. what the guest writes (and flushes) is what `blkctl export` gives;
 #      what `blkctl import` put is what the guest reads; GET_ID is the
 #      disk's name
+#   1b. completion interrupts through MSI-X (masking, PBA) and INTx
 #   2. ",ro": VIRTIO_BLK_F_RO offered, writes refused, disk unchanged
 #   3. bad descriptors (a buffer outside guest RAM: IOERR; a looping
 #      chain: DEVICE_NEEDS_RESET) leave cavm alive, with a log line
@@ -81,7 +82,7 @@ run() {
 	local args=()
 	for d in "$@"; do args+=(--disk "$d"); done
 	set +e
-	timeout 120 "$cavm" run --kernel "$guest" --cmdline "vblk=$mode" \
+	timeout 60 "$cavm" run --kernel "$guest" --cmdline "vblk=$mode" \
 		"${args[@]}" --serial "$tmp/$mode.serial" 2>"$tmp/$mode.log"
 	local rc=$?
 	set -e
@@ -113,6 +114,10 @@ open(sys.argv[1], 'wb').write(d)" "$tmp/in.img"
 run read "$st:d1" || fail "guest read of imported data: exit $?"
 if run read "$st:d2"; then fail "guest read a pattern from an empty disk"; fi
 run getid "$st:d0" || fail "GET_ID: exit $?"
+
+echo "1b. completion interrupts: MSI-X (masked: PBA) and INTx"
+run msix "$st:d0" || fail "MSI-X: exit $?"
+run intx "$st:d0" || fail "INTx: exit $?"
 
 echo "2. read-only attachment"
 "$blkctl" -S "$st" export d1 "$tmp/d1.before"
