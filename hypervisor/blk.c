@@ -88,7 +88,8 @@ static int pass(bs_store *s, void *arg)
 	if (!virtio_pci_queue(b->vp, 0, &q))
 		return 0;
 	if (!b->have_queue || q.epoch != b->epoch) {
-		b->vq = (struct vblk_vq){.size = q.size, .desc_gpa = q.desc,
+		b->vq = (struct vblk_vq){.size = q.size,
+					 .desc_gpa = q.desc,
 					 .avail_gpa = q.driver,
 					 .used_gpa = q.device};
 		b->epoch = q.epoch;
@@ -283,7 +284,7 @@ static int get_store(struct cavm *vm, struct blk_set *set, const char *path,
 	struct srv_options o = {
 		.store = st->path,
 		.log_level = cavm_log_enabled(vm, CAVM_LOG_DEBUG) ? SRV_DEBUG
-								   : SRV_INFO,
+								  : SRV_INFO,
 		.log_name = "cavm",
 		.ctl_fn = control_request,
 		.ctl_ctx = vm};
@@ -391,7 +392,7 @@ int cavm_blk_add(struct cavm *vm, const char *spec)
 			 bs_strerror(rc));
 		/* Said in words above; the caller gets an errno. */
 		rc = rc == BS_ENODISK || rc == BS_ENOSNAP ? -ENOENT
-		     : rc < -4095			  ? -EINVAL
+		     : rc < -4095                         ? -EINVAL
 							  : rc;
 		goto fail;
 	}
@@ -423,8 +424,8 @@ int cavm_blk_add(struct cavm *vm, const char *spec)
 	}
 	*set->tail = b;
 	set->tail = &b->next;
-	cavm_log(vm, CAVM_LOG_INFO, "disk %s:%s%s on pci 00:%02x.0", b->st->path,
-		 b->disk, b->readonly ? " (read-only)" : "",
+	cavm_log(vm, CAVM_LOG_INFO, "disk %s:%s%s on pci 00:%02x.0",
+		 b->st->path, b->disk, b->readonly ? " (read-only)" : "",
 		 virtio_pci_dev(b->vp)->slot);
 	return 0;
 fail:
@@ -442,9 +443,8 @@ struct blk_store *blk_stores(struct cavm *vm)
 	return set ? set->stores : NULL;
 }
 
-void blk_foreach(struct cavm *vm, void (*fn)(void *arg,
-					     const struct blk_info *),
-		 void *arg)
+void blk_foreach(struct cavm *vm,
+		 void (*fn)(void *arg, const struct blk_info *), void *arg)
 {
 	struct blk_set *set = set_of(vm, false);
 	for (struct blk *b = set ? set->disks : NULL; b; b = b->next) {

@@ -79,7 +79,8 @@ static int streq(const char *a, const char *b, unsigned n)
 /* "vblk=MODE" in the command line: MODE's first letter. */
 static char mode(const uint8_t *zp)
 {
-	const char *c = (const char *)(uintptr_t)*(const uint32_t *)(zp + 0x228);
+	const char *c =
+		(const char *)(uintptr_t) * (const uint32_t *)(zp + 0x228);
 	for (; c && *c; c++)
 		if (streq(c, "vblk=", 5))
 			return c[5];
@@ -287,7 +288,8 @@ void guest_main(const uint8_t *zp)
 		irq_setup();
 	MMIO(uint8_t, common + 0x14) = 1 | 2 | 8 | 4;
 
-	volatile uint8_t *hdr = (volatile uint8_t *)(uintptr_t)(RING_BASE + 0x2000);
+	volatile uint8_t *hdr =
+		(volatile uint8_t *)(uintptr_t)(RING_BASE + 0x2000);
 	volatile uint8_t *data = hdr + 0x1000;
 	volatile uint8_t *status = hdr + 0x100;
 	unsigned n = NSECT * 512;

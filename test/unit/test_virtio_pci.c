@@ -64,8 +64,8 @@ struct cavm_devices *cavm_devices(struct cavm *vm)
 	return &vm->dv;
 }
 
-static int add_range(struct range *r, unsigned *n, uint64_t base,
-		     uint64_t len, cavm_io_fn fn, void *opaque)
+static int add_range(struct range *r, unsigned *n, uint64_t base, uint64_t len,
+		     cavm_io_fn fn, void *opaque)
 {
 	for (unsigned i = 0; i < *n; i++)
 		if (base < r[i].base + r[i].len && r[i].base < base + len)
@@ -114,8 +114,8 @@ int cavm_msi_alloc(struct cavm *vm, unsigned *gsi)
 	return 0;
 }
 
-int cavm_msi_route(struct cavm *vm, unsigned gsi, uint64_t addr,
-		   uint32_t data, bool masked)
+int cavm_msi_route(struct cavm *vm, unsigned gsi, uint64_t addr, uint32_t data,
+		   bool masked)
 {
 	assert_true(gsi < vm->next_gsi);
 	vm->msi[gsi].addr = addr;
@@ -289,8 +289,8 @@ static int setup(void **state)
 	g_vm = &f->vm;
 	nexit = 0;
 	assert_int_equal(cavm_pci_init(&f->vm), 0);
-	assert_int_equal(virtio_pci_create(&f->vm, VIRTIO_ID_BLOCK, 0x010000,
-					   2, 128, &fake_ops, &f->dev, &f->vp),
+	assert_int_equal(virtio_pci_create(&f->vm, VIRTIO_ID_BLOCK, 0x010000, 2,
+					   128, &fake_ops, &f->dev, &f->vp),
 			 0);
 	f->bar0 = cfg_read(1, PCI_BAR0, 4) & ~0xfu;
 	f->bar1 = cfg_read(1, PCI_BAR0 + 4, 4) & ~0xfu;
@@ -394,10 +394,11 @@ static void test_bars(void **state)
 	assert_int_equal(g_vm->nmmio, 0);
 	assert_int_equal(g_vm->niofd, 0);
 	cfg_write(1, PCI_BAR0, 4, 0xffffffff);
-	assert_int_equal(cfg_read(1, PCI_BAR0, 4), (uint32_t)~(VPCI_BAR_SIZE - 1));
+	assert_int_equal(cfg_read(1, PCI_BAR0, 4),
+			 (uint32_t) ~(VPCI_BAR_SIZE - 1));
 	cfg_write(1, PCI_BAR0 + 4, 4, 0xffffffff);
 	assert_int_equal(cfg_read(1, PCI_BAR0 + 4, 4),
-			 (uint32_t)~(VPCI_MSIX_BAR_SIZE - 1));
+			 (uint32_t) ~(VPCI_MSIX_BAR_SIZE - 1));
 	cfg_write(1, PCI_BAR0 + 8, 4, 0xffffffff); /* no BAR2 */
 	assert_int_equal(cfg_read(1, PCI_BAR0 + 8, 4), 0);
 	/* Moved elsewhere, decoding back on: mapped there, ioeventfds
@@ -411,8 +412,7 @@ static void test_bars(void **state)
 	assert_null(find(g_vm->mmio, g_vm->nmmio, f->bar0));
 	assert_int_equal(g_vm->niofd, 2);
 	for (unsigned i = 0; i < 2; i++)
-		assert_true(g_vm->iofd[i].addr ==
-				    nb + VPCI_NOTIFY_OFF ||
+		assert_true(g_vm->iofd[i].addr == nb + VPCI_NOTIFY_OFF ||
 			    g_vm->iofd[i].addr ==
 				    nb + VPCI_NOTIFY_OFF + VPCI_NOTIFY_MULT);
 	/* Moving while decoding is on remaps at once. */
@@ -464,7 +464,8 @@ static void test_caps(void **state)
 	assert_int_equal(cfg_read(1, m + 2, 2), 2); /* 3 vectors */
 	assert_int_equal(cfg_read(1, m + 4, 4),
 			 VPCI_MSIX_TABLE_OFF | VPCI_BAR_MSIX);
-	assert_int_equal(cfg_read(1, m + 8, 4), VPCI_MSIX_PBA_OFF | VPCI_BAR_MSIX);
+	assert_int_equal(cfg_read(1, m + 8, 4),
+			 VPCI_MSIX_PBA_OFF | VPCI_BAR_MSIX);
 }
 
 static void test_features_status(void **state)
@@ -712,8 +713,7 @@ int main(void)
 						teardown),
 		cmocka_unit_test_setup_teardown(test_queues, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_msix, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_intx_isr, setup,
-						teardown),
+		cmocka_unit_test_setup_teardown(test_intx_isr, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_pci_cfg_window, setup,
 						teardown),
 	};
