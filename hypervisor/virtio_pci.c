@@ -113,7 +113,12 @@ static void raise_irq(struct virtio_pci *vp, uint16_t vector, uint8_t isr_bit)
 			msix_raise(&vp->msix, vector);
 		return;
 	}
-	set_intx(vp, true);
+	/* The command register's INTx disable (written under the bus
+	 * lock; one byte, read once). */
+	uint8_t cmd_hi = __atomic_load_n(&vp->pci.cfg[PCI_COMMAND + 1],
+					 __ATOMIC_RELAXED);
+	if (!(cmd_hi & (PCI_COMMAND_INTX_DISABLE >> 8)))
+		set_intx(vp, true);
 }
 
 void virtio_pci_queue_irq(struct virtio_pci *vp, unsigned q)

@@ -665,6 +665,13 @@ static void test_intx_isr(void **state)
 	assert_int_equal(g_vm->line[line], 1);
 	assert_int_equal(mmio(f->bar0 + VPCI_ISR_OFF, 1, false, 0), 2);
 	assert_int_equal(g_vm->line[line], 0);
+	/* INTx disabled in the command register: ISR set, line quiet. */
+	cfg_write(1, PCI_COMMAND, 2,
+		  PCI_COMMAND_MEMORY | PCI_COMMAND_INTX_DISABLE);
+	virtio_pci_queue_irq(f->vp, 0);
+	assert_int_equal(g_vm->line[line], 0);
+	assert_int_equal(mmio(f->bar0 + VPCI_ISR_OFF, 1, false, 0), 1);
+	cfg_write(1, PCI_COMMAND, 2, PCI_COMMAND_MEMORY);
 	/* The device breaks: NEEDS_RESET, config interrupt, queues off;
 	 * the driver cannot clear the bit, only a reset does. */
 	virtio_pci_needs_reset(f->vp);
