@@ -95,12 +95,30 @@ static uint64_t parse_size(const char *s)
 	if (errno)
 		return 0;
 	switch (*end) {
-	case 'k': case 'K': shift = 10; end++; break;
-	case 'm': case 'M': shift = 20; end++; break;
-	case 'g': case 'G': shift = 30; end++; break;
-	case 't': case 'T': shift = 40; end++; break;
-	case '\0': break;
-	default: return 0;
+	case 'k':
+	case 'K':
+		shift = 10;
+		end++;
+		break;
+	case 'm':
+	case 'M':
+		shift = 20;
+		end++;
+		break;
+	case 'g':
+	case 'G':
+		shift = 30;
+		end++;
+		break;
+	case 't':
+	case 'T':
+		shift = 40;
+		end++;
+		break;
+	case '\0':
+		break;
+	default:
+		return 0;
 	}
 	if ((*end == 'i' || *end == 'B') && shift != 0)
 		end += (*end == 'i' && end[1] == 'B') ? 2 : 1;
@@ -111,7 +129,11 @@ static uint64_t parse_size(const char *s)
 
 static int parse_args(int argc, char **argv, struct opts *o)
 {
-	enum { OPT_CONTROL = 256, OPT_HUGE, OPT_VERSION };
+	enum {
+		OPT_CONTROL = 256,
+		OPT_HUGE,
+		OPT_VERSION
+	};
 	static const struct option lo[] = {
 		{"kernel", required_argument, NULL, 'k'},
 		{"initrd", required_argument, NULL, 'i'},
@@ -139,13 +161,27 @@ static int parse_args(int argc, char **argv, struct opts *o)
 		unsigned long n;
 
 		switch (c) {
-		case 'k': o->kernel = optarg; break;
-		case 'i': o->initrd = optarg; break;
-		case 'c': o->cmdline = optarg; break;
-		case 's': o->serial = optarg; break;
-		case OPT_CONTROL: o->control = optarg; break;
-		case OPT_HUGE: o->cfg.hugepages = true; break;
-		case 'v': o->cfg.log_level = CAVM_LOG_DEBUG; break;
+		case 'k':
+			o->kernel = optarg;
+			break;
+		case 'i':
+			o->initrd = optarg;
+			break;
+		case 'c':
+			o->cmdline = optarg;
+			break;
+		case 's':
+			o->serial = optarg;
+			break;
+		case OPT_CONTROL:
+			o->control = optarg;
+			break;
+		case OPT_HUGE:
+			o->cfg.hugepages = true;
+			break;
+		case 'v':
+			o->cfg.log_level = CAVM_LOG_DEBUG;
+			break;
 		case 'm':
 			o->cfg.mem_bytes = parse_size(optarg);
 			if (o->cfg.mem_bytes < MEM_MIN ||
@@ -235,8 +271,8 @@ int main(int argc, char **argv)
 	sigset_t set;
 	int ret;
 
-	if (argc >= 2 && (strcmp(argv[1], "--help") == 0 ||
-			  strcmp(argv[1], "-h") == 0)) {
+	if (argc >= 2 &&
+	    (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)) {
 		usage(stdout);
 		return 0;
 	}

@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 /*
  * vm.h - the inside of struct cavm and the core's own calls (kvm.c,
- * vcpu.c, cpu.c, boot.c, elf.c, decompress.c, zeropage.c, mptable.c,
- * serial.c, i8042.c, exitport.c, main.c).  Devices use cavm.h only.
+ * vcpu.c, irq.c, io.c, cpu.c, boot.c, elf.c, decompress.c, zeropage.c,
+ * mptable.c, serial.c, i8042.c, exitport.c, main.c).  Devices use cavm.h
+ * only.
  *
  * The one idea: one struct holds the whole VM, so nothing in the core
  * keeps global state.  Locks, outermost first: io (a rwlock per address
@@ -118,13 +119,16 @@ struct cavm {
 	uint64_t t_start_ns;
 };
 
+/* irq.c: irqchip, PIT and the default GSI routes. */
+int cavm_irq_init(struct cavm *vm);
+
 /* kvm.c */
 int cavm_create(const struct cavm_config *cfg, struct cavm **out);
 /* Start every vCPU, wait for a stop, join them and run the exit hooks.
  * Returns the exit status. */
 int cavm_run(struct cavm *vm);
 void cavm_destroy(struct cavm *vm);
-/* An access no handler claimed, or handled: dispatch to the space. */
+/* io.c: an access from a vCPU thread, to its handler (or all-ones). */
 void cavm_io_dispatch(struct cavm *vm, bool pio, uint64_t addr, uint8_t *data,
 		      unsigned len, bool is_write);
 uint64_t cavm_now_ns(void);
