@@ -46,6 +46,7 @@ struct blk {
 	char disk[BS_SPEC_MAX];
 	bool readonly;
 	bs_disk *bd;
+	struct iostat *io; /* the server's per-disk statistics */
 	struct vblk_dev *vdev;
 	struct virtio_pci *vp;
 	pthread_t thread;
@@ -187,6 +188,20 @@ static void vblk_log(void *arg, enum vblk_level level, const char *msg)
 	cavm_log(b->vm, l, "disk %s: %s", b->disk, msg);
 }
 
+/* Per request, on the store thread: what `blkctl stats` shows. */
+static void vblk_stats(void *arg, uint32_t type, uint64_t bytes, uint64_t ns,
+		       uint8_t status)
+{
+	struct blk *b = arg;
+	enum srv_op op = type == VBLK_T_IN             ? SRV_OP_READ
+			 : type == VBLK_T_OUT          ? SRV_OP_WRITE
+			 : type == VBLK_T_FLUSH        ? SRV_OP_FLUSH
+			 : type == VBLK_T_DISCARD      ? SRV_OP_TRIM
+			 : type == VBLK_T_WRITE_ZEROES ? SRV_OP_ZERO
+						       : SRV_OP_OTHER;
+	iostat_record(b->io, op, bytes, ns, status != VBLK_S_OK);
+}
+
 /* ---- setup and teardown ---- */
 
 static int open_disk(bs_store *s, void *arg)
@@ -204,6 +219,9 @@ static int open_disk(bs_store *s, void *arg)
 	if (b->readonly)
 		vblk_dev_set_readonly(b->vdev);
 	vblk_dev_set_log(b->vdev, vblk_log, b);
+	b->io = iostats_get(srv_iostats(b->st->srv), b->disk);
+	if (b->io)
+		vblk_dev_set_stats(b->vdev, vblk_stats, b);
 	return 0;
 }
 

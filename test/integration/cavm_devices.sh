@@ -16,8 +16,9 @@
 #      chain: DEVICE_NEEDS_RESET) leave cavm alive, with a log line
 #   4. kill -9 after the guest's flush loses nothing flushed
 #   5. the control socket: hello, status, pause/resume, disks, stats,
-#      errors for bad requests, `blkctl` through cavm (list, and a resize
-#      the running guest is told of), stop => exit 0, store unlocked
+#      errors for bad requests, `blkctl` through cavm (list, stats of the
+#      guest's requests, and a resize the running guest is told of),
+#      stop => exit 0, store unlocked
 #   6. bad --disk arguments and an owned store: clear error, exit != 0
 set -eu
 
@@ -184,6 +185,14 @@ EOF
 "$blkctl" -S "$st" list >"$tmp/list.out" 2>&1 || fail "blkctl list via cavm"
 grep -q "^d3 " "$tmp/list.out" || fail "blkctl list via cavm: $(cat "$tmp/list.out")"
 grep -q "blkctl list" "$tmp/ctl.log" || fail "blkctl did not go through cavm"
+# Per-disk I/O statistics of the guest's requests, as blkstored keeps them.
+"$blkctl" -S "$st" stats d3 --json >"$tmp/stats.json" || fail "blkctl stats via cavm"
+python3 - "$tmp/stats.json" <<'EOF' || fail "blkctl stats: $(cat "$tmp/stats.json")"
+import json, sys
+d = json.load(open(sys.argv[1]))["disks"][0]
+assert d["disk"] == "d3" and d["writes"] == 1 and d["flushes"] == 1, d
+assert d["write_bytes"] == 4096 and d["reads"] == 0 and d["errors"] == 0, d
+EOF
 # A resize while the guest runs: cavm tells the guest (config change).
 "$blkctl" -S "$st" resize d3 128M >/dev/null || fail "resize via cavm"
 $ctl "$sock" disks >"$tmp/disks2"
