@@ -10,11 +10,11 @@
  * cavm's disk path (PCI config, capabilities, BAR MMIO, common config,
  * a split queue, the notify ioeventfd, the store thread, the used ring).
  * It is not the full test guest (test/guest/): one mode per boot, chosen
- * by the command line ("vblk=write|hold|read|getid|protected|bad|msix|
- * intx|qd16", "qd16" with "reqs=N": a benchmark; msix and intx wait for the completion's interrupt;
- * "hold" writes and flushes like "write", then says so and waits to be
- * killed; "protected" expects a read-only disk), 8 sectors at
- * sector 8 holding byte (i * 7 + 3) & 0xff.
+ * by the command line: "vblk=write|hold|read|getid|protected|bad|msix|
+ * intx".  msix and intx wait for the completion's interrupt; "hold"
+ * writes and flushes like "write", then says so and waits to be killed;
+ * "protected" expects a read-only disk.  The data: 8 sectors at sector
+ * 8 holding byte (i * 7 + 3) & 0xff.
  *
  * Built by the test with the host compiler, freestanding, linked at
  * 1 MiB; identity paging and a stack come from cavm's 64-bit setup.
@@ -85,21 +85,6 @@ static char mode(const uint8_t *zp)
 		if (streq(c, "vblk=", 5))
 			return c[5];
 	return 0;
-}
-
-/* "reqs=N" in the command line (decimal), or dflt. */
-static unsigned long reqs(const uint8_t *zp, unsigned long dflt)
-{
-	const char *c =
-		(const char *)(uintptr_t) * (const uint32_t *)(zp + 0x228);
-	for (; c && *c; c++)
-		if (streq(c, "reqs=", 5)) {
-			unsigned long n = 0;
-			for (c += 5; *c >= '0' && *c <= '9'; c++)
-				n = n * 10 + (unsigned long)(*c - '0');
-			return n;
-		}
-	return dflt;
 }
 
 struct vq {
@@ -200,40 +185,6 @@ __asm__(".globl irq_entry\n"
 	"	movl $0, (%rax)\n"
 	"	pop %rax\n"
 	"	iretq\n");
-
-/* "qd16": n reads of 4 KiB (sectors 0..7: cached after the first),
- * 16 in flight, one notification per request, completions polled.
- * 0, or the failed check. */
-static unsigned qd16(struct vq *q, unsigned long n)
-{
-	uint64_t buf = RING_BASE + 0x10000;
-	unsigned long sent = 0, got = 0;
-	for (unsigned k = 0; k < 16; k++) {
-		uint64_t h = buf + 64 * k, st = h + 32,
-			 d = buf + 0x1000 + 0x1000 * k;
-		MMIO(uint32_t, h) = 0; /* IN */
-		MMIO(uint32_t, h + 4) = 0;
-		MMIO(uint64_t, h + 8) = 0;
-		desc(q, 3 * k, h, 16, 1, (uint16_t)(3 * k + 1));
-		desc(q, 3 * k + 1, d, 4096, 1 | 2, (uint16_t)(3 * k + 2));
-		desc(q, 3 * k + 2, st, 1, 2, 0);
-	}
-	for (unsigned k = 0; k < 16 && sent < n; k++, sent++)
-		post(q, (uint16_t)(3 * k));
-	while (got < n) {
-		int head = reap(q);
-		if (head < 0 || head % 3 || head >= 48)
-			return 40;
-		if (MMIO(uint8_t, buf + 64 * (unsigned)(head / 3) + 32) != 0)
-			return 41;
-		got++;
-		if (sent < n) {
-			post(q, (uint16_t)head);
-			sent++;
-		}
-	}
-	return 0;
-}
 
 void guest_main(const uint8_t *zp)
 {
@@ -340,9 +291,6 @@ void guest_main(const uint8_t *zp)
 	if (m == 'm' || m == 'i')
 		irq_setup();
 	MMIO(uint8_t, common + 0x14) = 1 | 2 | 8 | 4;
-
-	if (m == 'q')
-		done(qd16(&q, reqs(zp, 1000)));
 
 	volatile uint8_t *hdr =
 		(volatile uint8_t *)(uintptr_t)(RING_BASE + 0x2000);
