@@ -149,9 +149,12 @@ check_pattern "$tmp/d3.img" || fail "flushed data lost after kill -9"
 
 echo "5. control socket"
 sock=$tmp/cavm.sock
+st2=$tmp/store2 # a second store: one server each, one socket for both
+"$blkctl" init "$st2" >/dev/null
+"$blkctl" -S "$st2" create e0 1M >/dev/null
 "$cavm" run --kernel "$guest" --cmdline vblk=hold --disk "$st:d3" \
-	--disk "$st:d1,ro" --control "$sock" --serial "$tmp/ctl.serial" \
-	2>"$tmp/ctl.log" &
+	--disk "$st:d1,ro" --disk "$st2:e0" --control "$sock" \
+	--serial "$tmp/ctl.serial" 2>"$tmp/ctl.log" &
 pid=$!
 pids+=("$pid")
 for _ in $(seq 600); do
@@ -162,12 +165,14 @@ grep -q flushed "$tmp/ctl.serial" || fail "guest never flushed"
 out=$($ctl "$sock" hello status pause status resume disks stats \
 	'{"v":1,"id":9,"cmd":"reboot"}' '{"v":2,"cmd":"status"}' 'raw:nonsense')
 echo "$out" >"$tmp/ctl.replies"
-python3 - "$tmp/ctl.replies" "$st" <<'EOF' || fail "control replies wrong"
+python3 - "$tmp/ctl.replies" "$st" "$st2" <<'EOF' || fail "control replies wrong"
 import json, os, sys
 rep = [json.loads(l.split(' ', 1)[1]) for l in open(sys.argv[1])]
 hello, s1, pause, s2, resume, disks, stats, unk, ver, raw = rep
 st = os.path.realpath(sys.argv[2])
-assert hello["server"] == "cavm" and hello["stores"] == [st], hello
+st2 = os.path.realpath(sys.argv[3])
+assert hello["server"] == "cavm", hello
+assert sorted(hello["stores"]) == sorted([st, st2]), hello
 assert s1["state"] == "running" and s1["cpus"] == 1, s1
 assert pause["state"] == "paused" and s2["state"] == "paused", (pause, s2)
 assert resume["state"] == "running", resume
@@ -185,6 +190,12 @@ EOF
 "$blkctl" -S "$st" list >"$tmp/list.out" 2>&1 || fail "blkctl list via cavm"
 grep -q "^d3 " "$tmp/list.out" || fail "blkctl list via cavm: $(cat "$tmp/list.out")"
 grep -q "blkctl list" "$tmp/ctl.log" || fail "blkctl did not go through cavm"
+# The second store's lock names the same socket; its commands run there.
+"$blkctl" -S "$st2" list >"$tmp/list2.out" 2>&1 || fail "blkctl list of store2"
+grep -q "^e0 " "$tmp/list2.out" && ! grep -q "^d3 " "$tmp/list2.out" ||
+	fail "blkctl list of store2 via cavm: $(cat "$tmp/list2.out")"
+[ "$(grep -c "blkctl list" "$tmp/ctl.log")" = 2 ] ||
+	fail "store2's blkctl did not go through cavm"
 # Per-disk I/O statistics of the guest's requests, as blkstored keeps them.
 "$blkctl" -S "$st" stats d3 --json >"$tmp/stats.json" || fail "blkctl stats via cavm"
 python3 - "$tmp/stats.json" <<'EOF' || fail "blkctl stats: $(cat "$tmp/stats.json")"
@@ -210,6 +221,7 @@ set -e
 [ $rc -eq 0 ] || fail "cavm exit $rc after stop"
 [ ! -e "$sock" ] || fail "control socket left behind"
 "$blkctl" -S "$st" info d3 >/dev/null || fail "store still locked after stop"
+"$blkctl" -S "$st2" info e0 >/dev/null || fail "store2 still locked after stop"
 "$blkctl" -S "$st" fsck >/dev/null || fail "fsck after the runs"
 
 echo "6. bad arguments"
