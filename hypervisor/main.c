@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 /*
  * main.c - the cavm program: `cavm run ...` options, then the VM built
- * in a fixed order (KVM and RAM, core devices, PCI and disks, control
- * socket, kernel, MP table) and run until something stops it.
+ * in a fixed order (KVM and RAM, the kernel, core devices, PCI and disks,
+ * control socket, MP table, ACPI) and run until something stops it.
  *
  *   cavm run --kernel FILE [--initrd FILE] [--cmdline S] [--mem SIZE]
  *            [--cpus N] [--disk STORE:DISK[,ro]]... [--serial stdio|FILE]
@@ -260,6 +260,8 @@ static int setup(struct cavm *vm, struct opts *o)
 		ret = cavm_control_start(vm, o->control);
 	if (ret == 0)
 		ret = cavm_mptable_write(vm);
+	if (ret == 0)
+		ret = cavm_acpi_init(vm);
 	return ret;
 }
 

@@ -2,7 +2,7 @@
 /*
  * vm.h - the inside of struct cavm and the core's own calls (kvm.c,
  * vcpu.c, irq.c, io.c, cpu.c, boot.c, elf.c, decompress.c, zeropage.c,
- * mptable.c, serial.c, i8042.c, exitport.c, main.c).  Devices use cavm.h
+ * mptable.c, acpi.c, serial.c, i8042.c, exitport.c, main.c).  Devices use cavm.h
  * only.
  *
  * The one idea: one struct holds the whole VM, so nothing in the core
@@ -32,6 +32,7 @@
 #define CAVM_CMDLINE_ADDR 0x20000ull
 #define CAVM_CMDLINE_MAX 0x10000ull /* bytes, with the NUL */
 #define CAVM_EBDA_ADDR 0x9FC00ull   /* e820 reserved from here to 1 MiB */
+#define CAVM_ACPI_ADDR 0xE0000ull /* RSDP, then the tables (acpi.c) */
 #define CAVM_MPTABLE_ADDR 0xF0000ull
 #define CAVM_KERNEL_MIN 0x100000ull /* nothing is loaded below 1 MiB */
 
@@ -173,6 +174,8 @@ int cavm_zeropage_write(struct cavm *vm, const uint8_t *hdr, size_t hdr_len,
 
 /* mptable.c */
 int cavm_mptable_write(struct cavm *vm);
+/* acpi.c: tables for power-off only, and the PM1a registers. */
+int cavm_acpi_init(struct cavm *vm);
 
 /* Devices of the core (serial.c, i8042.c, exitport.c). */
 struct cavm_serial_opts {

@@ -5,7 +5,8 @@
 # kernel (a bzImage with an xz payload, decompressed by cavm on the host)
 # to its early console: within a time bound the serial console must show
 # the "Linux version" banner, the e820 map cavm gave, exactly, the command
-# line cavm passed, and Linux finding cavm's MP table.  Then SIGTERM must
+# line cavm passed, and Linux finding cavm's MP table and ACPI tables.
+# Then SIGTERM must
 # stop cavm cleanly (exit 143).
 #
 # The kernel: $CAVM_TEST_KERNEL if set, else a readable /boot/vmlinuz-*,
@@ -100,6 +101,7 @@ want=(
 	"BIOS-e820: [mem 0x000000000009fc00-0x00000000000fffff] reserved"
 	"BIOS-e820: [mem 0x0000000000100000-0x000000000fffffff] usable"
 	"found SMP MP-table at [mem 0x000f0000-0x000f000f]"
+	"ACPI: RSDP 0x00000000000E0000"
 )
 all_seen() {
 	local w
@@ -119,7 +121,7 @@ while ! all_seen; do
 	}
 	sleep 1
 done
-say "banner, command line, e820 and MP table after $(($(date +%s) - start))s"
+say "banner, command line, e820, MP table and ACPI after $(($(date +%s) - start))s"
 # exactly our three e820 entries, nothing else
 n=$(grep -c "BIOS-e820: " "$log")
 [ "$n" = 3 ] || fail "$n e820 lines, want 3: $(grep BIOS-e820 "$log")"

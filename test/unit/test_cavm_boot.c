@@ -5,8 +5,10 @@
  * xz, zstd, lz4 legacy; corrupt, truncated and unsupported input), the
  * ELF loader (elf.c: every header field that can point outside the file
  * or outside RAM), the zero page (zeropage.c: e820 for RAM below and above
- * the hole, command line, initrd, setup header copy) and the MP table
- * (mptable.c: signatures, lengths, checksums, entries).
+ * the hole, command line, initrd, setup header copy), the MP table
+ * (mptable.c: signatures, lengths, checksums, entries) and the ACPI
+ * tables and PM1a registers (acpi.c: pointers, checksums, \_S5, which
+ * writes power off).
  *
  * Guest RAM here is a plain buffer behind a real struct cavm (vm.h) that
  * only has its memory table filled in; the few cavm.h calls these files
@@ -68,6 +70,11 @@ uint64_t cavm_ram_bytes(struct cavm *vm)
 	return vm->cfg.mem_bytes;
 }
 
+unsigned cavm_ncpus(struct cavm *vm)
+{
+	return vm->ncpus;
+}
+
 static char last_log[512];
 
 void cavm_log(struct cavm *vm, int level, const char *fmt, ...)
@@ -92,6 +99,50 @@ unsigned cavm_pci_intx_list(struct cavm *vm, struct cavm_pci_intx *out,
 						.pin = 1,
 						.gsi = (uint8_t)(16 + i)};
 	return fake_nintx < max ? fake_nintx : max;
+}
+
+/* port handlers (acpi.c registers its PM1a ports) and stops */
+static struct {
+	uint16_t base, len;
+	cavm_io_fn fn;
+	void *opaque;
+} fake_pio[4];
+static unsigned fake_npio;
+static int stop_status = -1;
+static struct {
+	void (*fn)(void *);
+	void *opaque;
+} fake_hooks[4];
+static unsigned fake_nhooks;
+
+int cavm_pio_register(struct cavm *vm, uint16_t base, uint16_t len,
+		      cavm_io_fn fn, void *opaque)
+{
+	(void)vm;
+	assert_true(fake_npio < 4);
+	fake_pio[fake_npio].base = base;
+	fake_pio[fake_npio].len = len;
+	fake_pio[fake_npio].fn = fn;
+	fake_pio[fake_npio].opaque = opaque;
+	fake_npio++;
+	return 0;
+}
+
+int cavm_at_exit(struct cavm *vm, void (*fn)(void *opaque), void *opaque)
+{
+	(void)vm;
+	assert_true(fake_nhooks < 4);
+	fake_hooks[fake_nhooks].fn = fn;
+	fake_hooks[fake_nhooks].opaque = opaque;
+	fake_nhooks++;
+	return 0;
+}
+
+void cavm_request_stop(struct cavm *vm, int status)
+{
+	(void)vm;
+	if (stop_status < 0)
+		stop_status = status;
 }
 
 /* ---- decompression ---- */
@@ -559,6 +610,113 @@ static void test_mptable(void **state)
 	vm_free(vm);
 }
 
+/* ---- ACPI ---- */
+
+static const uint8_t *acpi_table(struct cavm *vm, uint64_t gpa, const char *sig)
+{
+	const uint8_t *t = vm->ram + gpa;
+	uint32_t len = le32_get(t + 4);
+
+	assert_true(gpa + len <= 0x100000 && gpa >= CAVM_EBDA_ADDR);
+	assert_memory_equal(t, sig, 4);
+	assert_int_equal(sum(t, len), 0);
+	return t;
+}
+
+static void pio(unsigned i, uint16_t port, uint16_t v, unsigned len,
+		bool is_write, uint16_t *out)
+{
+	uint8_t d[2];
+
+	assert_true(port >= fake_pio[i].base &&
+		    port < fake_pio[i].base + fake_pio[i].len);
+	le16_put(d, v);
+	fake_pio[i].fn(fake_pio[i].opaque, port - fake_pio[i].base, d, len,
+		       is_write);
+	if (out)
+		*out = len == 2 ? le16_get(d) : d[0];
+}
+
+static void test_acpi(void **state)
+{
+	struct cavm *vm = vm_new(RAM_MB << 20, 2);
+	const uint8_t *rsdp = vm->ram + CAVM_ACPI_ADDR, *xsdt, *fadt, *dsdt;
+	const uint8_t *madt, *p;
+	static const uint8_t s5[] = {0x08, '_',  'S',  '5',  '_',  0x12, 0x07,
+				     0x04, 0x0a, 0x05, 0x00, 0x00, 0x00};
+	uint16_t v;
+
+	(void)state;
+	fake_npio = fake_nhooks = 0;
+	stop_status = -1;
+	assert_int_equal(cavm_acpi_init(vm), 0);
+	/* RSDP: where Linux scans, both checksums, the XSDT */
+	assert_int_equal(CAVM_ACPI_ADDR % 16, 0);
+	assert_true(CAVM_ACPI_ADDR >= 0xE0000);
+	assert_memory_equal(rsdp, "RSD PTR ", 8);
+	assert_int_equal(sum(rsdp, 20), 0);
+	assert_int_equal(sum(rsdp, 36), 0);
+	assert_int_equal(rsdp[15], 2);
+	xsdt = acpi_table(vm, le64_get(rsdp + 24), "XSDT");
+	assert_int_equal(le32_get(xsdt + 4), 36 + 16); /* FADT, MADT */
+	fadt = acpi_table(vm, le64_get(xsdt + 36), "FACP");
+	madt = acpi_table(vm, le64_get(xsdt + 44), "APIC");
+	/* the MADT says what the MP table says: 2 CPUs, the IOAPIC (id 2),
+	 * the SCI override, LINT1 NMI */
+	assert_int_equal(le32_get(madt + 36), 0xFEE00000u);
+	p = madt + 44;
+	for (unsigned i = 0; i < 2; i++, p += 8) {
+		assert_int_equal(p[0], 0);
+		assert_int_equal(p[1], 8);
+		assert_int_equal(p[3], i);
+		assert_int_equal(le32_get(p + 4), 1);
+	}
+	assert_int_equal(p[0], 1);
+	assert_int_equal(p[2], 2);
+	assert_int_equal(le32_get(p + 4), 0xFEC00000u);
+	assert_int_equal(le32_get(p + 8), 0);
+	p += 12;
+	assert_int_equal(p[0], 2);
+	assert_int_equal(p[3], 9);
+	assert_int_equal(le32_get(p + 4), 9);
+	p += 10;
+	assert_int_equal(p[0], 4);
+	assert_int_equal(p[5], 1);
+	p += 6;
+	assert_int_equal(p - madt, le32_get(madt + 4));
+	assert_int_equal(le32_get(fadt + 4), 276);
+	assert_int_equal(le32_get(fadt + 40), le64_get(fadt + 140));
+	dsdt = acpi_table(vm, le64_get(fadt + 140), "DSDT");
+	assert_int_equal(le32_get(dsdt + 4), 36 + sizeof(s5));
+	assert_memory_equal(dsdt + 36, s5, sizeof(s5));
+	assert_memory_equal(vm->ram + le64_get(fadt + 132), "FACS", 4);
+	assert_int_equal(le32_get(fadt + 48), 0); /* no SMI_CMD */
+	assert_int_equal(le32_get(fadt + 64), 0x604);
+	assert_int_equal(fadt[89], 2);
+	assert_int_equal(le64_get(fadt + 172 + 4), 0x604); /* X_PM1a_CNT */
+	assert_int_equal(fake_npio, 2);
+
+	/* PM1a_CNT: SCI_EN reads set; SLP_EN with a type other than 5
+	 * changes nothing; S5 stops with status 0; SLP_EN reads 0 */
+	pio(1, 0x604, 0, 2, false, &v);
+	assert_int_equal(v & 1, 1);
+	pio(1, 0x604, 0x2000 | (3 << 10), 2, true, NULL);
+	assert_int_equal(stop_status, -1);
+	pio(1, 0x604, 0, 2, false, &v);
+	assert_int_equal(v & 0x2000, 0);
+	pio(1, 0x605, 0x34, 1, true, NULL); /* high byte alone: S5 + SLP_EN */
+	assert_int_equal(stop_status, 0);
+	/* PM1a status reads 0, enable keeps what was written */
+	pio(0, 0x600, 0, 2, false, &v);
+	assert_int_equal(v, 0);
+	pio(0, 0x602, 0x0120, 2, true, NULL);
+	pio(0, 0x602, 0, 2, false, &v);
+	assert_int_equal(v, 0x0120);
+	for (unsigned i = fake_nhooks; i-- > 0;)
+		fake_hooks[i].fn(fake_hooks[i].opaque);
+	vm_free(vm);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -572,6 +730,7 @@ int main(void)
 		cmocka_unit_test(test_zeropage_elf),
 		cmocka_unit_test(test_zeropage_bzimage_and_high_ram),
 		cmocka_unit_test(test_mptable),
+		cmocka_unit_test(test_acpi),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
