@@ -16,7 +16,8 @@
 #   2. the VMM's own memory: RSS minus the RSS of the guest RAM mapping
 #      (/proc/PID/smaps), while the guest spins (cavm_bench_guest.S with
 #      -DSPIN), with 256 MiB of guest RAM; for cavm also with one virtio
-#      disk on an embedded store (blkctl init + create).
+#      disk on an embedded store (blkctl init + create), and with the
+#      stock kernel (--kernel) 20 s into its boot.
 #
 # Not a test: prints a table and one JSON line; never asserts a figure.
 #
@@ -169,6 +170,12 @@ def main():
                 [cavm, "run", "-k", spin, "-m", "256M", "--disk",
                  f"{store}:d0"], mem, settle=2.0)
             res["cavm_disk_own_kb"] = t - g
+        if a.kernel:
+            # the stock kernel 20 s into its boot (66 MB of kernel loaded)
+            t, g = rss_while_running(
+                [cavm, "run", "-k", a.kernel, "-m", "256M", "-c",
+                 "console=ttyS0", "--serial", os.devnull], mem, settle=20.0)
+            res["cavm_linux_own_kb"], res["cavm_linux_guest_rss_kb"] = t - g, g
         if qemu:
             t, g = rss_while_running(qemu_cmd(qemu, "microvm", spin, "256M"),
                                      mem)
