@@ -6,8 +6,9 @@
  *
  * The one idea: the kernel build appends the uncompressed size as 4
  * little-endian bytes after every compressed payload (gzip's trailer has
- * it too), so the output buffer is sized once from that hint; it only
- * grows if the hint was wrong, and never past CAVM_DECOMP_MAX.
+ * it too), so the output buffer is sized once from that hint (believed
+ * up to a 64:1 ratio); it only grows if the hint was wrong, and never
+ * past CAVM_DECOMP_MAX.
  *
  * Invariants: the input is untrusted; every decoder is bounded by the
  * input length and the output capacity; a truncated or corrupt payload is
@@ -227,8 +228,11 @@ int cavm_decompress(const uint8_t *in, size_t len, uint8_t **out,
 		if (!fmts[i].fn)
 			return -ENOTSUP; /* Debian builds none of these */
 		/* the appended size, as a first guess */
+		/* the appended size, believed up to a ratio of 64 */
 		hint = (size_t)le32_get(in + len - 4) + 1;
-		ret = out_grow(&o, hint < CAVM_DECOMP_MAX ? hint : 1u << 20);
+		if (hint > CAVM_DECOMP_MAX || hint / 64 > len)
+			hint = 1u << 20;
+		ret = out_grow(&o, hint);
 		if (ret == 0)
 			ret = fmts[i].fn(in, len, &o);
 		if (ret < 0) {
