@@ -5,7 +5,8 @@
 # guest (cavm_tiny_guest.S, built here with the host compiler): the
 # 64-bit ELF entry, zero page (command line, e820), serial output to
 # stdout and to a file, serial input, the exit port, i8042 reset, ACPI
-# power off, triple fault, signals, several vCPUs, an initrd; then every bad input cavm
+# power off, triple fault, signals, several vCPUs, an application
+# processor started by the guest (INIT/SIPI), an initrd; then every bad input cavm
 # must refuse with a clear message, exit status and no file touched.
 #
 # Needs /dev/kvm (skipped without it) and a C compiler.
@@ -41,7 +42,7 @@ guest() { # MODE -> $tmp/MODE.elf
 		-Wl,-Ttext=0x200000 -DMODE_"$1" -o "$tmp/$1.elf" "$src" ||
 		fail "cannot build the tiny guest ($1) with $cc"
 }
-for m in EXIT ECHO RESET FAULT SPIN POWEROFF; do
+for m in EXIT ECHO RESET FAULT SPIN POWEROFF SMP; do
 	guest $m
 done
 
@@ -71,6 +72,10 @@ say "serial to a file, 4 vCPUs"
 run 42 run -k "$tmp/EXIT.elf" -n 4 -c hello --serial "$tmp/console.log"
 has "$tmp/console.log" "cmdline=hello e820=3"
 [ ! -s "$tmp/out" ] || fail "stdout not empty with --serial FILE"
+
+say "a second vCPU starts on INIT/SIPI from the first"
+run 7 run -k "$tmp/SMP.elf" -n 2
+has "$tmp/out" "AP up"
 
 say "serial input reaches the guest"
 st=0

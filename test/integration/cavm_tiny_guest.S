@@ -9,6 +9,8 @@
  *   MODE_RESET  pulse the reset line through the i8042 (exit 0)
  *   MODE_FAULT  triple fault: no IDT, then int3 (exit 1, registers logged)
  *   MODE_SPIN   loop forever (for signals)
+ *   MODE_SMP    start vCPU 1 (INIT, SIPI to a real-mode trampoline copied
+ *               to 0x8000), which prints "AP up" and exits 7
  *   MODE_POWEROFF  ACPI: PM1a_CNT (port 0x604) with SLP_EN and SLP_TYP 0
  *               (must not stop), print "still here", then SLP_TYP 5 (S5:
  *               cavm exits 0)
@@ -56,6 +58,18 @@ _start:
 	out %ax, (%dx)
 	mov $0x12a, %eax		/* not reached */
 	out %eax, $0xf4
+#elif defined(MODE_SMP)
+	lea ap_start(%rip), %rsi
+	mov $0x8000, %rdi
+	mov $(ap_end - ap_start), %rcx
+	rep movsb
+	mov $0xfee00000, %rdi		/* the local APIC */
+	movl $0x01000000, 0x310(%rdi)	/* ICR high: APIC id 1 */
+	movl $0x00004500, 0x300(%rdi)	/* INIT */
+	movl $0x01000000, 0x310(%rdi)
+	movl $0x00004608, 0x300(%rdi)	/* start-up, vector 0x08: 0x8000 */
+1:	pause
+	jmp 1b
 #elif defined(MODE_SPIN)
 1:	pause
 	jmp 1b
@@ -77,6 +91,30 @@ puts:
 	call putc
 	jmp puts
 3:	ret
+
+#ifdef MODE_SMP
+	.code16
+ap_start:				/* real mode, CS:IP = 0800:0000 */
+	mov $0x3f8, %dx
+	mov $'A', %al
+	out %al, (%dx)
+	mov $'P', %al
+	out %al, (%dx)
+	mov $' ', %al
+	out %al, (%dx)
+	mov $'u', %al
+	out %al, (%dx)
+	mov $'p', %al
+	out %al, (%dx)
+	mov $'\n', %al
+	out %al, (%dx)
+	mov $7, %al
+	out %al, $0xf4
+3:	hlt
+	jmp 3b
+ap_end:
+	.code64
+#endif
 
 	.data
 hello:	.asciz "tiny guest: cmdline="
