@@ -6,7 +6,8 @@
 # 64-bit ELF entry, zero page (command line, e820), serial output to
 # stdout and to a file, serial input, the exit port, i8042 reset, ACPI
 # power off, triple fault, signals, several vCPUs, an application
-# processor started by the guest (INIT/SIPI), an initrd; then every bad input cavm
+# processor started by the guest (INIT/SIPI), the UART's interrupt
+# through the IOAPIC, an initrd; then every bad input cavm
 # must refuse with a clear message, exit status and no file touched.
 #
 # Needs /dev/kvm (skipped without it) and a C compiler.
@@ -42,7 +43,7 @@ guest() { # MODE -> $tmp/MODE.elf
 		-Wl,-Ttext=0x200000 -DMODE_"$1" -o "$tmp/$1.elf" "$src" ||
 		fail "cannot build the tiny guest ($1) with $cc"
 }
-for m in EXIT ECHO RESET FAULT SPIN POWEROFF SMP; do
+for m in EXIT ECHO RESET FAULT SPIN POWEROFF SMP IRQ; do
 	guest $m
 done
 
@@ -76,6 +77,9 @@ has "$tmp/console.log" "cmdline=hello e820=3"
 say "a second vCPU starts on INIT/SIPI from the first"
 run 7 run -k "$tmp/SMP.elf" -n 2
 has "$tmp/out" "AP up"
+
+say "the UART interrupts through the IOAPIC, gated by OUT2"
+run $((0x42)) run -k "$tmp/IRQ.elf"
 
 say "serial input reaches the guest"
 st=0
