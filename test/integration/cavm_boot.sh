@@ -108,7 +108,7 @@ say "SIGTERM stops a busy guest (2 vCPUs): 128+15"
 timeout 60 "$cavm" run -k "$tmp/SPIN.elf" -n 2 >"$tmp/out" 2>"$tmp/err" \
 	</dev/null &
 pid=$!
-for _ in $(seq 100); do
+for _ in $(seq 300); do
 	grep -q "e820=" "$tmp/out" && break
 	sleep 0.1
 done
