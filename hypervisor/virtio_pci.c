@@ -3,26 +3,18 @@
  * virtio_pci.c - the virtio 1.x modern PCI transport ("Virtio Over PCI
  * Bus"): vendor capabilities pointing into BAR0 (common config, notify,
  * ISR, device config) plus the PCI configuration access capability,
- * MSI-X in BAR1, notifications through ioeventfds, the device status
- * state machine, config generation, device reset.
+ * MSI-X in BAR1, notifications through ioeventfds, interrupts, config
+ * generation.  The common configuration's registers and the device
+ * status state machine are in virtio_pci_common.c.
  *
- * The one idea: every register is decoded here, with the spec's rules,
- * from exactly the (offset, width) the driver used; a device model only
- * sees "features chosen", "queue q has these rings", "reset", and raises
- * interrupts.  Writes of a wrong width or to a read-only field change
- * nothing (debug log), reads of holes return zero.
+ * The one idea: a device model only sees "features chosen", "queue q
+ * has these rings", "reset", and raises interrupts; everything a driver
+ * programs is decoded and checked on this side.
  *
  * Invariants:
- *  - FEATURES_OK is only set if the device accepted the driver's
- *    features; queue registers only change while the queue is disabled
- *    and before DRIVER_OK; an MSI-X vector register holds a valid vector
- *    or NO_VECTOR (what the driver reads back tells it which).
- *  - A reset (status 0) clears every register and starts ops->reset;
- *    until the device reports it done (virtio_pci_reset_done) the
- *    driver reads the old status back and its writes are ignored, so
- *    a driver that waits for 0, as the spec says, finds the device idle.
- *    No vCPU ever waits for the device (cavm.h: handlers never block
- *    on the store).
+ *  - The INTx line goes up only with MSI-X off and INTx not disabled in
+ *    the command register, and down when the driver reads the ISR or
+ *    resets the device.
  *  - Lock order: bus lock, vp->lock, msix lock.  ops are called with
  *    neither vp->lock nor (except cfg accesses) anything else held.
  */
@@ -37,6 +29,7 @@
 #include "hypervisor/msix.h"
 #include "hypervisor/pci.h"
 #include "hypervisor/virtio_pci.h"
+#include "hypervisor/virtio_pci_int.h"
 
 /* vendor capability cfg_type */
 #define CAP_COMMON 1
@@ -47,39 +40,6 @@
 #define CAP_LEN 16
 #define CAP_NOTIFY_LEN 20
 #define CAP_PCI_CFG_LEN 20
-
-struct vq_regs {
-	uint16_t size, msix;
-	bool enabled;
-	uint64_t desc, driver, device;
-	uint32_t epoch;
-	int kick; /* eventfd */
-};
-
-struct virtio_pci {
-	struct pci_dev pci;
-	struct msix msix;
-	struct cavm *vm;
-	const struct virtio_pci_ops *ops;
-	void *opaque;
-	pthread_mutex_t lock;
-
-	unsigned nq;
-	uint16_t max_size;
-	uint32_t dev_feat_sel, drv_feat_sel;
-	uint64_t drv_features;
-	uint16_t config_msix;
-	uint8_t status;
-	bool resetting;     /* ops->reset started, not yet done */
-	uint8_t old_status; /* what the driver reads meanwhile */
-	uint8_t generation;
-	uint16_t queue_sel;
-	uint8_t isr;
-	bool intx_up;
-	uint64_t irqs;
-	unsigned pci_cfg_cap; /* offset of the PCI config access cap */
-	struct vq_regs q[VIRTIO_PCI_MAX_QUEUES];
-};
 
 static void add_vcap(struct pci_dev *d, uint8_t type, uint32_t off,
 		     uint32_t len, unsigned caplen, int *at)
@@ -99,7 +59,7 @@ static void add_vcap(struct pci_dev *d, uint8_t type, uint32_t off,
 
 /* ---- interrupts ---- */
 
-static void set_intx(struct virtio_pci *vp, bool up)
+void vpci_set_intx(struct virtio_pci *vp, bool up)
 {
 	if (vp->intx_up == up)
 		return;
@@ -123,7 +83,7 @@ static void raise_irq(struct virtio_pci *vp, uint16_t vector, uint8_t isr_bit)
 	uint8_t cmd_hi = __atomic_load_n(&vp->pci.cfg[PCI_COMMAND + 1],
 					 __ATOMIC_RELAXED);
 	if (!(cmd_hi & (PCI_COMMAND_INTX_DISABLE >> 8)))
-		set_intx(vp, true);
+		vpci_set_intx(vp, true);
 }
 
 void virtio_pci_queue_irq(struct virtio_pci *vp, unsigned q)
@@ -186,7 +146,7 @@ void virtio_pci_kick_clear(struct virtio_pci *vp, unsigned q)
 	}
 }
 
-static void kick(struct virtio_pci *vp, unsigned q)
+void vpci_kick(struct virtio_pci *vp, unsigned q)
 {
 	uint64_t one = 1;
 	ssize_t w = write(vp->q[q].kick, &one, sizeof(one));
@@ -211,258 +171,17 @@ bool virtio_pci_queue(struct virtio_pci *vp, unsigned q,
 	return ok;
 }
 
-/* ---- the common configuration structure ---- */
-
-static uint64_t common_read(struct virtio_pci *vp, unsigned off)
-{
-	const struct vq_regs *r =
-		vp->queue_sel < vp->nq ? &vp->q[vp->queue_sel] : NULL;
-	uint64_t f;
-	switch (off) {
-	case 0x00:
-		return vp->dev_feat_sel;
-	case 0x04:
-		f = vp->ops->features(vp->opaque);
-		return vp->dev_feat_sel < 2
-			       ? (uint32_t)(f >> (32 * vp->dev_feat_sel))
-			       : 0;
-	case 0x08:
-		return vp->drv_feat_sel;
-	case 0x0c:
-		return vp->drv_feat_sel < 2
-			       ? (uint32_t)(vp->drv_features >>
-					    (32 * vp->drv_feat_sel))
-			       : 0;
-	case 0x10:
-		return vp->config_msix;
-	case 0x12:
-		return vp->nq;
-	case 0x14:
-		return vp->resetting ? vp->old_status : vp->status;
-	case 0x15:
-		return vp->generation;
-	case 0x16:
-		return vp->queue_sel;
-	case 0x18:
-		return r ? r->size : 0;
-	case 0x1a:
-		return r ? r->msix : VIRTIO_MSI_NO_VECTOR;
-	case 0x1c:
-		return r ? r->enabled : 0;
-	case 0x1e:
-		return r ? vp->queue_sel : 0; /* queue_notify_off */
-	case 0x20:
-		return r ? r->desc : 0;
-	case 0x28:
-		return r ? r->driver : 0;
-	case 0x30:
-		return r ? r->device : 0;
-	}
-	return 0;
-}
-
-/* Width of the field at off (0: no field starts there). */
-static unsigned field_width(unsigned off)
-{
-	if (off < 0x10)
-		return off % 4 ? 0 : 4;
-	if (off >= 0x20 && off < 0x38)
-		return off % 8 ? 0 : 8;
-	switch (off) {
-	case 0x10:
-	case 0x12:
-	case 0x16:
-	case 0x18:
-	case 0x1a:
-	case 0x1c:
-	case 0x1e:
-		return 2;
-	case 0x14:
-	case 0x15:
-		return 1;
-	}
-	return 0;
-}
-
-static uint16_t valid_vector(struct virtio_pci *vp, uint16_t v)
-{
-	return v < vp->msix.n ? v : VIRTIO_MSI_NO_VECTOR;
-}
-
-/* Returns true if the device must be reset (outside the lock). */
-static bool status_write(struct virtio_pci *vp, uint8_t v)
-{
-	if (!v)
-		return true; /* the caller resets */
-	if ((v & VIRTIO_S_FEATURES_OK) &&
-	    !(vp->status & VIRTIO_S_FEATURES_OK)) {
-		if (vp->ops->set_features(vp->opaque, vp->drv_features) < 0) {
-			cavm_log(vp->vm, CAVM_LOG_DEBUG,
-				 "virtio 00:%02x.0: features %#llx refused",
-				 vp->pci.slot,
-				 (unsigned long long)vp->drv_features);
-			v &= (uint8_t)~VIRTIO_S_FEATURES_OK;
-		}
-	}
-	if ((v & VIRTIO_S_DRIVER_OK) && !(vp->status & VIRTIO_S_DRIVER_OK))
-		for (unsigned q = 0; q < vp->nq; q++)
-			if (vp->q[q].enabled)
-				kick(vp, q); /* look at what is there */
-	/* DEVICE_NEEDS_RESET is the device's to set; only a reset clears. */
-	vp->status = (uint8_t)((v & ~VIRTIO_S_NEEDS_RESET) |
-			       (vp->status & VIRTIO_S_NEEDS_RESET));
-	return false;
-}
-
-static void reset_regs(struct virtio_pci *vp)
-{
-	vp->dev_feat_sel = vp->drv_feat_sel = 0;
-	vp->drv_features = 0;
-	vp->config_msix = VIRTIO_MSI_NO_VECTOR;
-	vp->status = 0;
-	vp->queue_sel = 0;
-	vp->isr = 0;
-	set_intx(vp, false);
-	for (unsigned q = 0; q < vp->nq; q++) {
-		struct vq_regs *r = &vp->q[q];
-		r->size = vp->max_size;
-		r->msix = VIRTIO_MSI_NO_VECTOR;
-		r->enabled = false;
-		r->desc = r->driver = r->device = 0;
-		r->epoch++;
-	}
-}
-
-/* Returns true if the device must be reset (outside the lock). */
-static bool common_write(struct virtio_pci *vp, unsigned off, uint64_t v,
-			 unsigned len)
-{
-	struct vq_regs *r =
-		vp->queue_sel < vp->nq ? &vp->q[vp->queue_sel] : NULL;
-	/* 64-bit queue addresses may come as two 32-bit halves. */
-	if (len == 4 && off >= 0x20 && off < 0x38) {
-		unsigned base = off & ~7u, hi = off & 4;
-		uint64_t old = common_read(vp, base);
-		v = hi ? (old & 0xffffffffull) | v << 32
-		       : (old & ~0xffffffffull) | v;
-		off = base;
-		len = 8;
-	}
-	if (field_width(off) != len || vp->resetting)
-		goto ignored;
-	bool qlocked = !r || r->enabled || (vp->status & VIRTIO_S_DRIVER_OK);
-	switch (off) {
-	case 0x00:
-		vp->dev_feat_sel = (uint32_t)v;
-		return false;
-	case 0x08:
-		vp->drv_feat_sel = (uint32_t)v;
-		return false;
-	case 0x0c:
-		if (vp->drv_feat_sel >= 2 ||
-		    (vp->status & VIRTIO_S_FEATURES_OK))
-			goto ignored;
-		vp->drv_features &= ~(0xffffffffull << (32 * vp->drv_feat_sel));
-		vp->drv_features |= (v & 0xffffffffull)
-				    << (32 * vp->drv_feat_sel);
-		return false;
-	case 0x10:
-		vp->config_msix = valid_vector(vp, (uint16_t)v);
-		return false;
-	case 0x14:
-		return status_write(vp, (uint8_t)v);
-	case 0x16:
-		vp->queue_sel = (uint16_t)v;
-		return false;
-	case 0x18:
-		if (qlocked)
-			goto ignored;
-		r->size = (uint16_t)v; /* checked by the device: a bad one
-					  breaks it (vblk_ring_begin) */
-		return false;
-	case 0x1a:
-		if (!r)
-			goto ignored;
-		r->msix = valid_vector(vp, (uint16_t)v);
-		return false;
-	case 0x1c:
-		if (!r || (uint16_t)v != 1 || r->enabled)
-			goto ignored; /* only the driver's 1 counts */
-		r->enabled = true;
-		r->epoch++;
-		return false;
-	case 0x20:
-	case 0x28:
-	case 0x30:
-		if (qlocked)
-			goto ignored;
-		*(off == 0x20   ? &r->desc
-		  : off == 0x28 ? &r->driver
-				: &r->device) = v;
-		return false;
-	}
-ignored:
-	cavm_log(vp->vm, CAVM_LOG_DEBUG,
-		 "virtio 00:%02x.0: common config write of %u bytes at %#x "
-		 "ignored",
-		 vp->pci.slot, len, off);
-	return false;
-}
-
-/* Status 0 was written (lock held): clear the registers; true if the
- * device must be told (outside the lock).  A device that was never
- * past status 0 has nothing to forget. */
-static bool reset_begin(struct virtio_pci *vp)
-{
-	uint8_t old = vp->status;
-	reset_regs(vp);
-	if (vp->resetting || !old)
-		return false;
-	vp->resetting = true;
-	vp->old_status = old;
-	return true;
-}
-
-void virtio_pci_reset_done(struct virtio_pci *vp)
-{
-	pthread_mutex_lock(&vp->lock);
-	vp->resetting = false;
-	pthread_mutex_unlock(&vp->lock);
-}
-
 /* ---- BAR0 ---- */
 
 void virtio_pci_bar_access(void *opaque, uint64_t off, uint8_t *data,
 			   unsigned len, bool is_write)
 {
 	struct virtio_pci *vp = opaque;
-	bool reset = false;
-	uint8_t buf[8] = {0};
 
 	if (len > 8)
 		return;
 	if (off < VPCI_COMMON_OFF + VPCI_COMMON_LEN) {
-		pthread_mutex_lock(&vp->lock);
-		if (is_write) {
-			uint64_t v = 0;
-			memcpy(buf, data, len);
-			v = le64_get(buf);
-			reset = common_write(vp, (unsigned)off, v, len) &&
-				reset_begin(vp);
-		} else {
-			uint64_t v = 0;
-			if (len == 4 && off >= 0x20 && off < 0x38 &&
-			    off % 4 == 0)
-				v = common_read(vp, (unsigned)(off & ~7u)) >>
-				    (off & 4 ? 32 : 0);
-			else if (field_width((unsigned)off) == len)
-				v = common_read(vp, (unsigned)off);
-			le64_put(buf, v);
-			memcpy(data, buf, len);
-		}
-		pthread_mutex_unlock(&vp->lock);
-		if (reset)
-			vp->ops->reset(vp->opaque);
+		vpci_common_access(vp, (unsigned)off, data, len, is_write);
 		return;
 	}
 	if (off >= VPCI_ISR_OFF && off < VPCI_ISR_OFF + 4) {
@@ -473,7 +192,7 @@ void virtio_pci_bar_access(void *opaque, uint64_t off, uint8_t *data,
 		if (off == VPCI_ISR_OFF) {
 			data[0] = vp->isr; /* read to clear */
 			vp->isr = 0;
-			set_intx(vp, false);
+			vpci_set_intx(vp, false);
 		}
 		pthread_mutex_unlock(&vp->lock);
 		return;
@@ -495,8 +214,8 @@ void virtio_pci_bar_access(void *opaque, uint64_t off, uint8_t *data,
 		/* The ioeventfd takes these writes; one of a width it was
 		 * not registered for lands here and does the same. */
 		if (is_write)
-			kick(vp, (unsigned)(off - VPCI_NOTIFY_OFF) /
-					 VPCI_NOTIFY_MULT);
+			vpci_kick(vp, (unsigned)(off - VPCI_NOTIFY_OFF) /
+					      VPCI_NOTIFY_MULT);
 		else
 			memset(data, 0, len);
 		return;
@@ -597,7 +316,7 @@ int virtio_pci_create(struct cavm *vm, unsigned device_id, uint32_t class_code,
 			goto fail;
 		}
 	}
-	reset_regs(vp);
+	vpci_reset_regs(vp);
 
 	struct pci_dev *d = &vp->pci;
 	/* Modern-only device id 0x1040 + type, revision 1. */
