@@ -7,6 +7,10 @@
  * "64-bit Boot Protocol"): long mode, paging on, a flat GDT with
  * __BOOT_CS = 0x10 and __BOOT_DS = 0x18, %rsi = the zero page.
  *
+ * CPUID describes one package of ncpus cores, one thread each, APIC id =
+ * vCPU index (leaves 1, 4, 0xB/0x1F, and AMD's 0x80000008/0x8000001E),
+ * whatever the host's own topology; everything else is KVM's.
+ *
  * The one idea: application processors are left in KVM's reset state and
  * wait for INIT/SIPI from the guest (the in-kernel LAPIC does that), so
  * only the boot vCPU gets registers here.
@@ -55,6 +59,79 @@ static int supported_cpuid(struct cavm *vm)
 	return 0;
 }
 
+/* Bits an APIC id needs to number n things: ceil(log2(n)). */
+static unsigned id_bits(unsigned n)
+{
+	unsigned b = 0;
+
+	while ((1u << b) < n)
+		b++;
+	return b;
+}
+
+void cavm_cpuid_fixup(struct kvm_cpuid_entry2 *ents, unsigned n, unsigned id,
+		      unsigned ncpus)
+{
+	unsigned shift = id_bits(ncpus);
+
+	for (unsigned i = 0; i < n; i++) {
+		struct kvm_cpuid_entry2 *e = &ents[i];
+
+		switch (e->function) {
+		case 1:
+			/* initial APIC id, logical processor count */
+			e->ebx = (e->ebx & 0x0000ffffu) | (id << 24) |
+				 ((ncpus & 0xffu) << 16);
+			if (ncpus > 1)
+				e->edx |= 1u << 28; /* HTT: count valid */
+			else
+				e->edx &= ~(1u << 28);
+			e->ecx |= 1u << 31; /* running on a hypervisor */
+			break;
+		case 4: {
+			/* deterministic cache parameters: cores per package;
+			 * L1/L2 private, L3 shared by all */
+			unsigned level = (e->eax >> 5) & 7;
+			unsigned share = level >= 3 ? ncpus - 1 : 0;
+
+			if ((e->eax & 0x1f) == 0)
+				break; /* no cache: the list's end */
+			e->eax = (e->eax & 0x3fffu) | ((share & 0xfffu) << 14) |
+				 (((ncpus - 1) & 0x3fu) << 26);
+			break;
+		}
+		case 0xb:
+		case 0x1f:
+			/* one thread per core, ncpus cores, one package */
+			if (e->index == 0) {
+				e->eax = 0;
+				e->ebx = 1;
+				e->ecx = (1u << 8) | 0; /* SMT level */
+			} else if (e->index == 1) {
+				e->eax = shift;
+				e->ebx = ncpus;
+				e->ecx = (2u << 8) | 1; /* core level */
+			} else {
+				e->eax = e->ebx = 0;
+				e->ecx = e->index; /* invalid: the end */
+			}
+			e->edx = id; /* x2APIC id */
+			break;
+		case 0x80000008:
+			/* AMD: cores - 1, APIC id bits for the core number */
+			e->ecx = (e->ecx & ~0xf0ffu) | (shift << 12) |
+				 ((ncpus - 1) & 0xffu);
+			break;
+		case 0x8000001e:
+			/* AMD: extended APIC id, core id, one thread/core */
+			e->eax = id;
+			e->ebx = (e->ebx & ~0xffffu) | (id & 0xffu);
+			e->ecx = e->ecx & ~0x7ffu; /* one node, node 0 */
+			break;
+		}
+	}
+}
+
 static int cpuid_init(struct cavm *vm, struct cavm_vcpu *c)
 {
 	size_t sz = sizeof(*vm->cpuid) +
@@ -65,22 +142,7 @@ static int cpuid_init(struct cavm *vm, struct cavm_vcpu *c)
 	if (!id)
 		return -ENOMEM;
 	memcpy(id, vm->cpuid, sz);
-	for (unsigned i = 0; i < id->nent; i++) {
-		struct kvm_cpuid_entry2 *e = &id->entries[i];
-
-		switch (e->function) {
-		case 1:
-			/* initial APIC id, logical processor count */
-			e->ebx = (e->ebx & 0x0000ffffu) | (c->id << 24) |
-				 ((vm->ncpus & 0xffu) << 16);
-			e->ecx |= 1u << 31; /* running on a hypervisor */
-			break;
-		case 0xb:
-		case 0x1f:
-			e->edx = c->id; /* x2APIC id */
-			break;
-		}
-	}
+	cavm_cpuid_fixup(id->entries, id->nent, c->id, vm->ncpus);
 	if (ioctl(c->fd, KVM_SET_CPUID2, id) < 0) {
 		ret = -errno;
 		cavm_log(vm, CAVM_LOG_ERROR, "vCPU %u: KVM_SET_CPUID2: %s",

@@ -141,6 +141,9 @@ void cavm_vcpus_kick(struct cavm *vm);
 void cavm_vcpus_join(struct cavm *vm);
 
 /* cpu.c: CPUID, MSRs, LAPIC and the 64-bit boot state. */
+/* KVM's supported CPUID entries made vCPU id's of an ncpus machine. */
+void cavm_cpuid_fixup(struct kvm_cpuid_entry2 *ents, unsigned n, unsigned id,
+		      unsigned ncpus);
 int cavm_cpu_init(struct cavm *vm, struct cavm_vcpu *c);
 int cavm_cpu_boot_regs(struct cavm *vm, struct cavm_vcpu *c, uint64_t entry,
 		       uint64_t zeropage);

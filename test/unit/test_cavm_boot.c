@@ -8,7 +8,7 @@
  * the hole, command line, initrd, setup header copy), the MP table
  * (mptable.c: signatures, lengths, checksums, entries) and the ACPI
  * tables and PM1a registers (acpi.c: pointers, checksums, \_S5, which
- * writes power off).
+ * writes power off), and the CPUID topology each vCPU gets (cpu.c).
  *
  * Guest RAM here is a plain buffer behind a real struct cavm (vm.h) that
  * only has its memory table filled in; the few cavm.h calls these files
@@ -778,6 +778,66 @@ static void test_acpi(void **state)
 	vm_free(vm);
 }
 
+/* ---- CPUID ---- */
+
+static void test_cpuid_topology(void **state)
+{
+	struct kvm_cpuid_entry2 e[] = {
+		{.function = 1,
+		 .eax = 0x00a00f11,
+		 .ebx = 0x10800000 | 0x0800,
+		 .ecx = 0x7ed8320b,
+		 .edx = 0x178bfbff},
+		{.function = 4, .index = 0, .eax = 0x0c000121},
+		{.function = 4, .index = 3, .eax = 0x0c000163},
+		{.function = 4, .index = 4, .eax = 0},
+		{.function = 0xb, .index = 0, .eax = 1, .ebx = 2, .ecx = 0x100},
+		{.function = 0xb,
+		 .index = 1,
+		 .eax = 7,
+		 .ebx = 64,
+		 .ecx = 0x201},
+		{.function = 0xb, .index = 2, .eax = 3, .ebx = 3, .ecx = 0x302},
+		{.function = 0x80000008, .ecx = 0x0001703f},
+		{.function = 0x8000001e,
+		 .eax = 9,
+		 .ebx = 0x0109,
+		 .ecx = 0x0103},
+	};
+	const unsigned n = sizeof(e) / sizeof(e[0]);
+
+	(void)state;
+	cavm_cpuid_fixup(e, n, 2, 5);                  /* vCPU 2 of 5 */
+	assert_int_equal(e[0].ebx >> 24, 2);           /* APIC id */
+	assert_int_equal((e[0].ebx >> 16) & 0xff, 5);  /* logical count */
+	assert_int_equal(e[0].ebx & 0xffff, 0x0800);   /* the rest kept */
+	assert_true(e[0].ecx & (1u << 31));            /* hypervisor */
+	assert_true(e[0].edx & (1u << 28));            /* HTT */
+	assert_int_equal(e[1].eax >> 26, 4);           /* 5 cores */
+	assert_int_equal((e[1].eax >> 14) & 0xfff, 0); /* L1 private */
+	assert_int_equal((e[2].eax >> 14) & 0xfff, 4); /* L3 shared */
+	assert_int_equal(e[2].eax & 0x3fff, 0x0163);
+	assert_int_equal(e[3].eax, 0); /* the end of the list stays */
+	assert_int_equal(e[4].ebx, 1);
+	assert_int_equal(e[4].edx, 2);
+	assert_int_equal(e[5].eax, 3); /* 5 cores need 3 bits */
+	assert_int_equal(e[5].ebx, 5);
+	assert_int_equal(e[5].ecx, 0x201);
+	assert_int_equal(e[6].ebx, 0);
+	assert_int_equal(e[6].ecx, 2); /* invalid level: the end */
+	assert_int_equal(e[7].ecx & 0xff, 4);
+	assert_int_equal((e[7].ecx >> 12) & 0xf, 3);
+	assert_int_equal(e[7].ecx & 0x30000, 0x10000); /* other bits kept */
+	assert_int_equal(e[8].eax, 2);
+	assert_int_equal(e[8].ebx & 0xffff, 2); /* core 2, 1 thread */
+	assert_int_equal(e[8].ecx & 0x7ff, 0);
+
+	cavm_cpuid_fixup(e, n, 0, 1); /* a single vCPU: no HTT */
+	assert_false(e[0].edx & (1u << 28));
+	assert_int_equal(e[5].eax, 0);
+	assert_int_equal(e[7].ecx & 0xf0ff, 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -793,6 +853,7 @@ int main(void)
 		cmocka_unit_test(test_zeropage_bzimage_and_high_ram),
 		cmocka_unit_test(test_mptable),
 		cmocka_unit_test(test_acpi),
+		cmocka_unit_test(test_cpuid_topology),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
