@@ -129,9 +129,13 @@ static bool handle_exit(struct cavm_vcpu *c)
 		fatal_exit(c, msg);
 		return false;
 	case KVM_EXIT_SYSTEM_EVENT:
+		if (r->system_event.type == KVM_SYSTEM_EVENT_CRASH) {
+			fatal_exit(c, "guest crash reported (KVM system event)");
+			return false;
+		}
 		cavm_log(vm, CAVM_LOG_INFO, "guest system event %u: stopping",
 			 r->system_event.type);
-		cavm_request_stop(vm, 0);
+		cavm_request_stop(vm, 0); /* shutdown or reset */
 		return false;
 	default:
 		snprintf(msg, sizeof(msg), "unhandled exit reason %u",
