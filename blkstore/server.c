@@ -156,7 +156,8 @@ static void vlog(const struct srv *s, enum srv_level level, const char *pfx,
 		syslog(level_prio[level], "%s", line);
 		return;
 	}
-	int n = snprintf(line, sizeof(line), "%s: %s: %s", log_to.ident,
+	int n = snprintf(line, sizeof(line), "%s: %s: %s",
+			 s && s->opt.log_name ? s->opt.log_name : log_to.ident,
 			 level_name[level], pfx);
 	if (n < 0 || (size_t)n >= sizeof(line))
 		n = 0;

@@ -26,6 +26,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "blkstore/vblk.h"
 #include "common/endian.h"
@@ -40,8 +41,11 @@ struct vblk_dev {
 	uint64_t features; /* negotiated; atomic (read from vCPU threads) */
 	uint64_t capacity; /* sectors told to the driver; atomic */
 	bool broken;       /* atomic */
+	bool readonly;     /* vblk_dev_set_readonly: refuse writes */
 	vblk_log_fn log;
 	void *log_arg;
+	vblk_stats_fn stats;
+	void *stats_arg;
 	uint8_t *bounce;
 	struct vblk_chain chain;
 };
@@ -92,6 +96,17 @@ int vblk_dev_create(bs_disk *disk, const char *serial, uint64_t mask,
 	return 0;
 }
 
+void vblk_dev_set_readonly(struct vblk_dev *dev)
+{
+	dev->readonly = true;
+	dev->offered |= VBLK_F_RO;
+}
+
+static bool readonly(const struct vblk_dev *dev)
+{
+	return dev->readonly || bs_disk_readonly(dev->disk);
+}
+
 void vblk_dev_close(struct vblk_dev *dev)
 {
 	if (!dev)
@@ -104,6 +119,19 @@ void vblk_dev_set_log(struct vblk_dev *dev, vblk_log_fn fn, void *arg)
 {
 	dev->log = fn;
 	dev->log_arg = arg;
+}
+
+void vblk_dev_set_stats(struct vblk_dev *dev, vblk_stats_fn fn, void *arg)
+{
+	dev->stats = fn;
+	dev->stats_arg = arg;
+}
+
+static uint64_t now_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
 uint64_t vblk_dev_features(const struct vblk_dev *dev)
@@ -292,7 +320,7 @@ static uint8_t do_rw(struct vblk_dev *dev, struct req *rq, bool write)
 			      (unsigned long long)len);
 	if (len >= UINT32_MAX) /* the used length must hold it */
 		return refuse(dev, rq, VBLK_S_IOERR, "request over 4 GiB");
-	if (write && bs_disk_readonly(dev->disk))
+	if (write && readonly(dev))
 		return refuse(dev, rq, VBLK_S_IOERR, "disk is read-only");
 	if (!in_range(dev, rq->sector, len >> SECTOR_SHIFT))
 		return refuse(dev, rq, VBLK_S_IOERR,
@@ -348,7 +376,7 @@ static uint8_t do_dwz(struct vblk_dev *dev, struct req *rq)
 
 	if (!(features(dev) & (discard ? VBLK_F_DISCARD : VBLK_F_WRITE_ZEROES)))
 		return refuse(dev, rq, VBLK_S_UNSUPP, "not negotiated");
-	if (bs_disk_readonly(dev->disk))
+	if (readonly(dev))
 		return refuse(dev, rq, VBLK_S_IOERR, "disk is read-only");
 	if (!rq->din || rq->din % VBLK_SEG_SIZE)
 		return refuse(dev, rq, VBLK_S_IOERR, "%llu bytes of segments",
@@ -465,7 +493,16 @@ int vblk_dev_process(struct vblk_dev *dev, const struct vblk_mem *m,
 			break;
 		}
 		struct req rq = {.c = c, .why = r.why};
-		*c->status = do_request(dev, &rq);
+		uint64_t t0 = dev->stats ? now_ns() : 0;
+		uint8_t st = do_request(dev, &rq);
+		*c->status = st;
+		if (dev->stats)
+			dev->stats(dev->stats_arg,
+				   rq.typed ? rq.type : VBLK_T_NONE,
+				   rq.typed && rq.type == VBLK_T_IN    ? rq.dout
+				   : rq.typed && rq.type == VBLK_T_OUT ? rq.din
+								       : 0,
+				   now_ns() - t0, st);
 		vblk_ring_push(&r, c->head, rq.written + 1);
 		done++;
 	}
