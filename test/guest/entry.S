@@ -13,7 +13,8 @@
  * mapped with 2 MiB pages, every page user-accessible, 3..4 GiB uncached
  * for MMIO), lets kern.c fill the IDT and the TSS, and irets into
  * user_main() at CPL 3 with IOPL 3, so port I/O (serial, PCI config, the
- * exit port) works from ring 3.
+ * exit port) works from ring 3 (or, on hosts that run ring 3 natively
+ * with IOPL 0, traps to gp_stub, which does it in ring 0).
  *
  * Back to ring 0 only through: an exception (kern_exception: report and
  * exit), int $0x81 (halt forever: the "spin after flushed" of the crash
@@ -78,6 +79,40 @@ exc_\vec:
 EXC \v
 .endr
 
+/* #GP: ring 3's port I/O, cli and sti.  IOPL 3 lets ring 3 do them on
+ * real hardware; where ring 3 runs natively under a host that keeps
+ * IOPL 0 they fault instead, and kern_gp() does them here and steps
+ * over the instruction.  Anything else is a real #GP. */
+	.balign 16
+gp_stub:
+	pushq %rax
+	pushq %rcx
+	pushq %rdx
+	pushq %rsi
+	pushq %rdi
+	pushq %r8
+	pushq %r9
+	pushq %r10
+	pushq %r11
+	movq %rsp, %rdi
+	call kern_gp
+	testl %eax, %eax
+	jnz 4f
+	popq %r11
+	popq %r10
+	popq %r9
+	popq %r8
+	popq %rdi
+	popq %rsi
+	popq %rdx
+	popq %rcx
+	popq %rax
+	addq $8, %rsp /* error code */
+	iretq
+4:	addq $72, %rsp
+	pushq $13
+	jmp exc_common
+
 exc_common:
 	movq (%rsp), %rdi
 	movq 8(%rsp), %rsi
@@ -108,7 +143,11 @@ irq_stub:
 	.balign 8
 	.globl exc_stubs
 exc_stubs:
-.irp v, 0,1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17,18,19,20,21,22,23,24,25,26,27,28,29,30,31
+.irp v, 0,1,2,3,4,5,6,7,8,9,10,11,12
+	.quad exc_\v
+.endr
+	.quad gp_stub
+.irp v, 14,15,16,17,18,19,20,21,22,23,24,25,26,27,28,29,30,31
 	.quad exc_\v
 .endr
 

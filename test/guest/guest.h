@@ -224,6 +224,7 @@ void result_fail(struct guest *g, const char *name, const char *fmt, ...)
 
 /* ---- kern.c (ring 0) ---- */
 void kern_init(void);
+int kern_gp(uint64_t *frame);
 NORETURN void kern_exception(uint64_t vec, uint64_t err, uint64_t *frame);
 
 #endif

@@ -8,6 +8,11 @@
  * tables are CPU structures in guest memory, filled byte by byte (little
  * endian) like any other wire format.
  *
+ * kern_gp() stands in for IOPL 3 where the host runs ring 3 natively with
+ * IOPL 0: it performs a faulting in/out/cli/sti of ring 3 (decoded from
+ * the few forms the guest uses: E4-E7, EC-EF, optional 66 prefix, FA,
+ * FB) and steps over it.
+ *
  * Gates: 0..31 exceptions (DPL 0: report and exit 99), 0x40 the MSI-X
  * vector (DPL 0), 0x81 halt (DPL 3: ring 3 calls it with int $0x81).
  * The TSS holds only RSP0: the stack an exception or interrupt from ring
@@ -94,6 +99,66 @@ void kern_init(void)
 	__asm__ volatile("ltr %w0" : : "r"(SEL_TSS));
 }
 
+/* The registers gp_stub saved, then what the CPU pushed. */
+enum { R_R11, R_R10, R_R9, R_R8, R_RDI, R_RSI, R_RDX, R_RCX, R_RAX, R_ERR,
+       R_RIP, R_CS, R_RFLAGS };
+
+#define RFLAGS_IF 0x200ull
+
+int kern_gp(uint64_t *f)
+{
+	const uint8_t *ip = (const uint8_t *)(uintptr_t)f[R_RIP];
+	unsigned len = 1, size = 4;
+	uint16_t port;
+	uint8_t op;
+
+	if (f[R_ERR] || (f[R_CS] & 3) != 3)
+		return -1;
+	op = ip[0];
+	if (op == 0x66) {
+		size = 2;
+		op = ip[1];
+		len = 2;
+	}
+	switch (op) {
+	case 0xfa: /* cli */
+		f[R_RFLAGS] &= ~RFLAGS_IF;
+		f[R_RIP] += len;
+		return 0;
+	case 0xfb: /* sti */
+		f[R_RFLAGS] |= RFLAGS_IF;
+		f[R_RIP] += len;
+		return 0;
+	case 0xe4: case 0xe5: case 0xe6: case 0xe7:
+		port = ip[len];
+		len++;
+		break;
+	case 0xec: case 0xed: case 0xee: case 0xef:
+		port = (uint16_t)f[R_RDX];
+		break;
+	default:
+		return -1;
+	}
+	if (!(op & 1))
+		size = 1;
+	if (op & 2) { /* out */
+		if (size == 1)
+			outb(port, (uint8_t)f[R_RAX]);
+		else if (size == 2)
+			outw(port, (uint16_t)f[R_RAX]);
+		else
+			outl(port, (uint32_t)f[R_RAX]);
+	} else if (size == 1) {
+		f[R_RAX] = (f[R_RAX] & ~0xffull) | inb(port);
+	} else if (size == 2) {
+		f[R_RAX] = (f[R_RAX] & ~0xffffull) | inw(port);
+	} else {
+		f[R_RAX] = inl(port); /* a 32-bit result zero-extends */
+	}
+	f[R_RIP] += len;
+	return 0;
+}
+
 /* frame: RIP, CS, RFLAGS, RSP, SS as the CPU pushed them. */
 void kern_exception(uint64_t vec, uint64_t err, uint64_t *frame)
 {
@@ -101,9 +166,10 @@ void kern_exception(uint64_t vec, uint64_t err, uint64_t *frame)
 
 	__asm__ volatile("mov %%cr2, %0" : "=r"(cr2));
 	con_printf("FAIL exception: vector %lu error %#lx rip %#lx cs %#lx "
-		   "rsp %#lx cr2 %#lx\n",
+		   "rflags %#lx rsp %#lx cr2 %#lx\n",
 		   (unsigned long)vec, (unsigned long)err,
 		   (unsigned long)frame[0], (unsigned long)frame[1],
-		   (unsigned long)frame[3], (unsigned long)cr2);
+		   (unsigned long)frame[2], (unsigned long)frame[3],
+		   (unsigned long)cr2);
 	guest_exit(99);
 }

@@ -59,9 +59,10 @@ static void out_num(struct out *o, uint64_t v, unsigned base, bool neg,
 		tmp[n++] = "0123456789abcdef"[v % base];
 		v /= base;
 	} while (v);
-	if (alt && base == 16) {
+	if (alt && base == 16) { /* the width includes the 0x */
 		out_c(o, '0');
 		out_c(o, 'x');
+		width = width > 2 ? width - 2 : 0;
 	}
 	if (neg)
 		out_c(o, '-');
