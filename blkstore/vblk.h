@@ -221,6 +221,11 @@ typedef void (*vblk_log_fn)(void *arg, enum vblk_level level, const char *msg);
 int vblk_dev_create(bs_disk *disk, const char *serial, uint64_t features,
 		    struct vblk_dev **out);
 void vblk_dev_close(struct vblk_dev *dev);
+/* Make the device read-only although its disk is writable (cavm's
+ * "--disk STORE:DISK,ro"): VIRTIO_BLK_F_RO is offered and every OUT,
+ * DISCARD and WRITE_ZEROES fails with IOERR, as on a snapshot.  Call it
+ * before the driver reads the features. */
+void vblk_dev_set_readonly(struct vblk_dev *dev);
 void vblk_dev_set_log(struct vblk_dev *dev, vblk_log_fn fn, void *arg);
 
 /* The device feature bits to offer. */

@@ -40,6 +40,7 @@ struct vblk_dev {
 	uint64_t features; /* negotiated; atomic (read from vCPU threads) */
 	uint64_t capacity; /* sectors told to the driver; atomic */
 	bool broken;       /* atomic */
+	bool readonly;     /* vblk_dev_set_readonly: refuse writes */
 	vblk_log_fn log;
 	void *log_arg;
 	uint8_t *bounce;
@@ -90,6 +91,17 @@ int vblk_dev_create(bs_disk *disk, const char *serial, uint64_t mask,
 	dev->capacity = bs_disk_size(disk) >> SECTOR_SHIFT;
 	*out = dev;
 	return 0;
+}
+
+void vblk_dev_set_readonly(struct vblk_dev *dev)
+{
+	dev->readonly = true;
+	dev->offered |= VBLK_F_RO;
+}
+
+static bool readonly(const struct vblk_dev *dev)
+{
+	return dev->readonly || bs_disk_readonly(dev->disk);
 }
 
 void vblk_dev_close(struct vblk_dev *dev)
@@ -292,7 +304,7 @@ static uint8_t do_rw(struct vblk_dev *dev, struct req *rq, bool write)
 			      (unsigned long long)len);
 	if (len >= UINT32_MAX) /* the used length must hold it */
 		return refuse(dev, rq, VBLK_S_IOERR, "request over 4 GiB");
-	if (write && bs_disk_readonly(dev->disk))
+	if (write && readonly(dev))
 		return refuse(dev, rq, VBLK_S_IOERR, "disk is read-only");
 	if (!in_range(dev, rq->sector, len >> SECTOR_SHIFT))
 		return refuse(dev, rq, VBLK_S_IOERR,
@@ -348,7 +360,7 @@ static uint8_t do_dwz(struct vblk_dev *dev, struct req *rq)
 
 	if (!(features(dev) & (discard ? VBLK_F_DISCARD : VBLK_F_WRITE_ZEROES)))
 		return refuse(dev, rq, VBLK_S_UNSUPP, "not negotiated");
-	if (bs_disk_readonly(dev->disk))
+	if (readonly(dev))
 		return refuse(dev, rq, VBLK_S_IOERR, "disk is read-only");
 	if (!rq->din || rq->din % VBLK_SEG_SIZE)
 		return refuse(dev, rq, VBLK_S_IOERR, "%llu bytes of segments",

@@ -122,6 +122,11 @@ int bc_forward(const char *store, const char *sock_path, int argc, char **argv)
 	json_object_object_add(req, "id", json_object_new_int(1));
 	json_object_object_add(req, "cmd", json_object_new_string("blkctl"));
 	json_object_object_add(req, "argv", av);
+	/* Which store: an owner of several (cavm) needs to know. */
+	char *st_abs = realpath(store, NULL);
+	json_object_object_add(req, "store",
+			       json_object_new_string(st_abs ? st_abs : store));
+	free(st_abs);
 	json_object_object_add(req, "tty", json_object_new_boolean(
 						   bc_io()->err_tty));
 	char *line = NULL;

@@ -935,6 +935,37 @@ static void test_read_only(void **state)
 	assert_int_equal(one(f, s, 2, 1), VBLK_S_OK);
 }
 
+/* A writable disk attached read-only (cavm's "--disk STORE:DISK,ro"). */
+static void test_set_readonly(void **state)
+{
+	struct fx *f = *state;
+	disk_fill(f, 0, 64 * 512, 16);
+	if (f->dev)
+		vblk_dev_close(f->dev);
+	assert_int_equal(vblk_dev_create(f->d, "ro", VBLK_F_ALL, &f->dev), 0);
+	assert_false(vblk_dev_features(f->dev) & VBLK_F_RO);
+	vblk_dev_set_readonly(f->dev);
+	vblk_dev_set_log(f->dev, log_cb, f);
+	assert_true(vblk_dev_features(f->dev) & VBLK_F_RO);
+	assert_int_equal(vblk_dev_set_features(f->dev, FEAT_STD | VBLK_F_RO), 0);
+
+	uint64_t d = mk_data(f, 4096, 17);
+	assert_int_equal(blk_write(f, 0, d, 4096), VBLK_S_IOERR);
+	const uint64_t one_seg[][3] = {{0, 8, 0}};
+	assert_int_equal(dwz(f, VBLK_T_DISCARD, one_seg, 1, 0), VBLK_S_IOERR);
+	assert_int_equal(dwz(f, VBLK_T_WRITE_ZEROES, one_seg, 1, 0),
+			 VBLK_S_IOERR);
+	disk_expect_seed(f, 0, 64 * 512, 16);
+	assert_int_equal(f->nlog[VBLK_LOG_WARN], 0);
+	/* the disk itself stays writable for others */
+	assert_false(bs_disk_readonly(f->d));
+	uint64_t back = galloc(f, 4096);
+	assert_int_equal(blk_read(f, 0, back, 4096, 4097), VBLK_S_OK);
+	uint8_t want[4096];
+	tu_fill_random(want, sizeof(want), 16);
+	assert_memory_equal(g2h(f, back, 4096), want, 4096);
+}
+
 static void test_bad_requests(void **state)
 {
 	struct fx *f = *state;
@@ -1742,6 +1773,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_bad_requests, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_broken_rings, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_set_readonly, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_event_idx, setup,
 						teardown),
