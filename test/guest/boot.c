@@ -155,6 +155,8 @@ void params_read(struct guest *g, char *serial, size_t ssize, char *tests,
 	struct guest_params *p = &g->p;
 
 	p->seed = cmd_u64(g, "seed", 1);
+	p->seed2 = cmd_u64(g, "seed2", p->seed + 1);
+	p->rblocks = cmd_u64(g, "rblocks", 1);
 	p->start = cmd_u64(g, "start", 0);
 	p->blocks = cmd_u64(g, "blocks", 64);
 	p->qd = cmd_u64(g, "qd", 16);

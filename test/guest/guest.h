@@ -166,6 +166,8 @@ struct e820_entry {
 
 struct guest_params {
 	uint64_t seed;   /* pattern seed */
+	uint64_t seed2;  /* the rewrite scenario's seed */
+	uint64_t rblocks; /* and how many blocks it rewrites */
 	uint64_t start;  /* first 4 KiB block the scenarios use */
 	uint64_t blocks; /* how many */
 	uint64_t qd;     /* queue depth of the multi-request scenarios */

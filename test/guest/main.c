@@ -10,8 +10,10 @@
  * prints "holding" and halts instead of exiting: the crash test kills
  * the VMM then.
  *
- * Command line: test=A,B,... (default info), seed= start= blocks= qd=
- * secs= qsize= event_idx=0|1 indirect=0|1 hold=1 serial=NAME tsc_khz=.
+ * Command line: test=A,B,... (default info), seed= seed2= rblocks= start=
+ * blocks= qd=
+ * secs= qsize= event_idx=0|1 indirect=0|1 hold=1 serial=NAME tsc_khz=
+ * (docs/test-guest.md).
  */
 #include "test/guest/scen.h"
 
@@ -21,6 +23,7 @@ extern uint8_t __bss_start[], __bss_end[]; /* guest.lds */
 static const struct scenario scenarios[] = {
 	{"info", scen_info, "print the device"},
 	{"write", scen_write, "range := pattern, read back"},
+	{"rewrite", scen_rewrite, "rblocks= blocks := pattern(seed2=)"},
 	{"verify", scen_verify, "range reads as pattern"},
 	{"zero", scen_zero, "range reads as zeros"},
 	{"flush", scen_flush, "FLUSH, print flushed"},

@@ -16,7 +16,7 @@
 #define BLOCK 4096u
 #define SPB 8u /* sectors per block */
 
-enum model_state { M_UNKNOWN = 0, M_PATTERN, M_ZERO };
+enum model_state { M_UNKNOWN = 0, M_PATTERN, M_ZERO, M_PATTERN2 };
 
 struct ctx {
 	struct guest *g;
@@ -46,6 +46,7 @@ void scen_discard(struct ctx *c);
 void scen_wzeroes(struct ctx *c);
 void scen_getid(struct ctx *c);
 void scen_ro(struct ctx *c);
+void scen_rewrite(struct ctx *c);
 /* scen_queue.c */
 void scen_qd(struct ctx *c);
 void scen_indirect(struct ctx *c);

@@ -14,6 +14,8 @@
  *   wzeroes  the third quarter := zeros (UNMAP), and sectors 3..5 of the
  *            fourth quarter's first block := zeros (no UNMAP: a partial
  *            4 KiB block)
+ *   rewrite  the first rblocks= blocks := pattern(seed2=), read back, not
+ *            flushed (the crash test's writes that may be lost)
  */
 #include "test/guest/scen.h"
 
@@ -81,11 +83,16 @@ int64_t range_check(struct ctx *c, uint64_t sec, uint64_t n, int *status)
 		for (uint64_t i = 0; i < k; i++) {
 			const uint8_t *p = c->buf + i * SECTOR;
 			uint8_t m = c->model[sec + i - c->sec0];
-			bool good = m == M_PATTERN
-					    ? pattern_check(p, g->p.seed,
-							    sec + i, 1) < 0
-				    : m == M_ZERO ? zero_check(p, 1) < 0
-						  : true;
+			bool good = true;
+
+			if (m == M_PATTERN)
+				good = pattern_check(p, g->p.seed, sec + i,
+						     1) < 0;
+			else if (m == M_PATTERN2)
+				good = pattern_check(p, g->p.seed2, sec + i,
+						     1) < 0;
+			else if (m == M_ZERO)
+				good = zero_check(p, 1) < 0;
 
 			if (!good)
 				return (int64_t)(sec + i);
@@ -110,7 +117,10 @@ static bool check_all(struct ctx *c, const char *name)
 		uint8_t m = c->model[bad - (int64_t)c->sec0];
 
 		result_fail(c->g, name, "sector %ld should read as %s",
-			    (long)bad, m == M_ZERO ? "zeros" : "the pattern");
+			    (long)bad,
+			    m == M_ZERO       ? "zeros"
+			    : m == M_PATTERN2 ? "the pattern of seed2"
+					      : "the pattern");
 		return false;
 	}
 	return true;
@@ -127,18 +137,21 @@ void scen_info(struct ctx *c)
 	result_ok(c->g, "info");
 }
 
-static int write_range(struct ctx *c, uint64_t sec, uint64_t n)
+static int write_range(struct ctx *c, uint64_t seed, uint64_t sec,
+		       uint64_t n)
 {
+	enum model_state m = seed == c->g->p.seed ? M_PATTERN : M_PATTERN2;
+
 	while (n) {
 		uint64_t k = n < CHUNK / SECTOR ? n : CHUNK / SECTOR;
 		int ret;
 
-		pattern_fill(c->buf, c->g->p.seed, sec, k);
+		pattern_fill(c->buf, seed, sec, k);
 		ret = io_split(c, BLK_T_OUT, sec, c->buf,
 			       (uint32_t)(k * SECTOR), k % 2 == 0 ? 2 : 1);
 		if (ret)
 			return ret;
-		model_set(c, sec, k, M_PATTERN);
+		model_set(c, sec, k, m);
 		c->flushed = false;
 		sec += k;
 		n -= k;
@@ -152,13 +165,33 @@ void scen_write(struct ctx *c)
 
 	if (!range_ok(c, "write"))
 		return;
-	ret = write_range(c, c->sec0, c->nsec);
+	ret = write_range(c, c->g->p.seed, c->sec0, c->nsec);
 	if (ret) {
 		result_fail(c->g, "write", "write failed: %d", ret);
 		return;
 	}
 	if (check_all(c, "write"))
 		result_ok(c->g, "write");
+}
+
+void scen_rewrite(struct ctx *c)
+{
+	uint64_t n = c->g->p.rblocks * SPB;
+	int ret;
+
+	if (!range_ok(c, "rewrite"))
+		return;
+	if (!n || n > c->nsec) {
+		result_fail(c->g, "rewrite", "rblocks= must be 1..blocks=");
+		return;
+	}
+	ret = write_range(c, c->g->p.seed2, c->sec0, n);
+	if (ret) {
+		result_fail(c->g, "rewrite", "write failed: %d", ret);
+		return;
+	}
+	if (check_all(c, "rewrite"))
+		result_ok(c->g, "rewrite");
 }
 
 void scen_verify(struct ctx *c)

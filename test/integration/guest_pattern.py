@@ -18,6 +18,8 @@
 #   write, qd, indirect, verify   the range := pattern
 #   discard                       sectors [q, 2q) of the range := zeros
 #   wzeroes                       [2q, 3q) and [3q + 3, 3q + 6) := zeros
+#   rewrite                       the first --rblocks blocks := the
+#                                 pattern of --seed2
 #   anything else                 nothing (flush, getid, bad, bench, ...)
 import argparse
 import struct
@@ -40,7 +42,7 @@ def sector_pattern(seed, s):
     return struct.pack("<64Q", *(mix64(k ^ (base + i)) for i in range(64)))
 
 
-def build(size, seed, start, blocks, ops):
+def build(size, seed, start, blocks, ops, seed2=None, rblocks=1):
     img = bytearray(size)
     sec0, nsec = start * 8, blocks * 8
     if (sec0 + nsec) * SECTOR > size:
@@ -54,6 +56,9 @@ def build(size, seed, start, blocks, ops):
         if op in ("write", "qd", "indirect", "verify"):
             for s in range(sec0, sec0 + nsec):
                 img[s * SECTOR:(s + 1) * SECTOR] = sector_pattern(seed, s)
+        elif op == "rewrite":
+            for s in range(sec0, sec0 + rblocks * 8):
+                img[s * SECTOR:(s + 1) * SECTOR] = sector_pattern(seed2, s)
         elif op == "discard":
             zero(sec0 + q, q)
         elif op == "wzeroes":
@@ -71,8 +76,12 @@ def main():
     ap.add_argument("--start", type=int, default=0)
     ap.add_argument("--blocks", type=int, default=64)
     ap.add_argument("--ops", default="write")
+    ap.add_argument("--seed2", type=int)
+    ap.add_argument("--rblocks", type=int, default=1)
     a = ap.parse_args()
-    img = build(a.size, a.seed, a.start, a.blocks, a.ops.split(","))
+    seed2 = a.seed + 1 if a.seed2 is None else a.seed2
+    img = build(a.size, a.seed, a.start, a.blocks, a.ops.split(","), seed2,
+                a.rblocks)
     if a.mode == "make":
         with open(a.file, "wb") as f:
             f.write(img)
