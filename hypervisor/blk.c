@@ -294,7 +294,8 @@ static int get_store(struct cavm *vm, struct blk_set *set, const char *path,
 					     "owns it; stop that first)"
 					   : "");
 		free(st);
-		return rc;
+		/* Said in words above; the caller gets an errno. */
+		return rc == CAS_ELOCKED ? -EBUSY : rc < -4095 ? -EINVAL : rc;
 	}
 	/* Registered before its disks' hooks, so it runs after them. */
 	rc = cavm_at_exit(vm, store_exit, st);
@@ -387,6 +388,10 @@ int cavm_blk_add(struct cavm *vm, const char *spec)
 	if (rc) {
 		cavm_log(vm, CAVM_LOG_ERROR, "--disk %s: %s", spec,
 			 bs_strerror(rc));
+		/* Said in words above; the caller gets an errno. */
+		rc = rc == BS_ENODISK || rc == BS_ENOSNAP ? -ENOENT
+		     : rc < -4095			  ? -EINVAL
+							  : rc;
 		goto fail;
 	}
 	b->stopfd = eventfd(0, EFD_CLOEXEC);

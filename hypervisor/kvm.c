@@ -113,11 +113,12 @@ static int set_region(struct cavm *vm, unsigned slot, uint64_t gpa,
 static int ram_init(struct cavm *vm)
 {
 	uint64_t bytes = vm->cfg.mem_bytes, low;
-	int flags = MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE;
+	int flags = MAP_PRIVATE | MAP_ANONYMOUS;
 	int ret;
 
-	if (vm->cfg.hugepages)
-		flags |= MAP_HUGETLB;
+	/* Huge pages are reserved now, so a shortage fails here and not as
+	 * a SIGBUS later; normal RAM is only touched as the guest uses it. */
+	flags |= vm->cfg.hugepages ? MAP_HUGETLB : MAP_NORESERVE;
 	vm->ram = mmap(NULL, bytes, PROT_READ | PROT_WRITE, flags, -1, 0);
 	if (vm->ram == MAP_FAILED) {
 		ret = -errno;

@@ -9,7 +9,8 @@
  *            [--control PATH] [--hugepages] [-v]
  *
  * The one idea: every argument is checked before anything is created, and
- * every setup failure stops with one line naming what failed; once the
+ * every setup failure stops with one line naming what failed (the kernel
+ * is loaded first, so a bad one changes no file); once the
  * guest runs, cavm's exit status is the guest's (exit port, reset) or
  * 128+signal, or 1 when the VM failed.  Exit status 2 means bad usage.
  */
@@ -206,7 +207,11 @@ static int setup(struct cavm *vm, struct opts *o)
 	};
 	int ret;
 
-	ret = cavm_serial_init(vm, &so);
+	/* The kernel first: a bad one stops cavm before any device opens a
+	 * file (the serial log, a store). */
+	ret = cavm_boot_load(vm, &b);
+	if (ret == 0)
+		ret = cavm_serial_init(vm, &so);
 	if (ret == 0)
 		ret = cavm_i8042_init(vm);
 	if (ret == 0)
@@ -217,8 +222,6 @@ static int setup(struct cavm *vm, struct opts *o)
 		ret = cavm_blk_add(vm, o->disks[i]);
 	if (ret == 0)
 		ret = cavm_control_start(vm, o->control);
-	if (ret == 0)
-		ret = cavm_boot_load(vm, &b);
 	if (ret == 0)
 		ret = cavm_mptable_write(vm);
 	return ret;
