@@ -17,9 +17,10 @@
  * with IOPL 0, traps to gp_stub, which does it in ring 0).
  *
  * Back to ring 0 only through: an exception (kern_exception: report and
- * exit), int $0x81 (halt forever: the "spin after flushed" of the crash
- * test, without burning a host CPU), and the MSI-X vector 0x40 (counts
- * interrupts, EOIs the local APIC).
+ * exit; #GP goes to kern_gp first, which does ring 3's port I/O where
+ * the host keeps IOPL 0, and its hlt: halt forever, the "wait after
+ * flushed" of the crash test without burning a host CPU), and the MSI-X
+ * vector 0x40 (counts interrupts, EOIs the local APIC).
  *
  * Selectors: 0x10 kernel code, 0x18 kernel data (as boot.rst), 0x20|3
  * user code, 0x28|3 user data, 0x30 TSS.
@@ -122,12 +123,6 @@ exc_common:
 2:	cli
 	hlt
 	jmp 2b
-
-	.globl halt_stub
-halt_stub:
-	cli
-3:	hlt
-	jmp 3b
 
 	/* MSI-X: count, EOI (xAPIC EOI register at 0xfee000b0), return */
 	.globl irq_stub

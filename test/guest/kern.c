@@ -11,10 +11,12 @@
  * kern_gp() stands in for IOPL 3 where the host runs ring 3 natively with
  * IOPL 0: it performs a faulting in/out/cli/sti of ring 3 (decoded from
  * the few forms the guest uses: E4-E7, EC-EF, optional 66 prefix, FA,
- * FB) and steps over it.
+ * FB) and steps over it.  A hlt from ring 3 (guest_halt) halts here for
+ * good: a software interrupt gate would be the classic way back to ring
+ * 0, but such hosts fault `int n` from ring 3 with #UD.
  *
- * Gates: 0..31 exceptions (DPL 0: report and exit 99), 0x40 the MSI-X
- * vector (DPL 0), 0x81 halt (DPL 3: ring 3 calls it with int $0x81).
+ * Gates: 0..31 exceptions (DPL 0: report and exit 99; #GP first through
+ * kern_gp), 0x40 the MSI-X vector.
  * The TSS holds only RSP0: the stack an exception or interrupt from ring
  * 3 lands on.
  */
@@ -22,7 +24,6 @@
 
 #define IDT_ENTRIES 256
 #define VEC_MSIX 0x40
-#define VEC_HALT 0x81
 #define SEL_KCODE 0x10
 #define SEL_TSS 0x30
 #define TSS_SIZE 104
@@ -30,7 +31,6 @@
 extern const uint64_t exc_stubs[32];
 extern uint8_t gdt_tss[16];
 extern uint8_t kstack_top[];
-void halt_stub(void);
 void irq_stub(void);
 
 static uint8_t idt[IDT_ENTRIES * 16] __attribute__((aligned(16), section(".data")));
@@ -80,7 +80,6 @@ void kern_init(void)
 	for (unsigned v = 0; v < 32; v++)
 		set_gate(v, exc_stubs[v], 0);
 	set_gate(VEC_MSIX, (uint64_t)(uintptr_t)irq_stub, 0);
-	set_gate(VEC_HALT, (uint64_t)(uintptr_t)halt_stub, 3);
 
 	put64(tss + 4, (uint64_t)(uintptr_t)kstack_top); /* RSP0 */
 	put16(tss + 102, TSS_SIZE);                      /* no I/O bitmap */
@@ -121,6 +120,9 @@ int kern_gp(uint64_t *f)
 		len = 2;
 	}
 	switch (op) {
+	case 0xf4: /* hlt: guest_halt() from ring 3, forever */
+		for (;;)
+			__asm__ volatile("cli; hlt");
 	case 0xfa: /* cli */
 		f[R_RFLAGS] &= ~RFLAGS_IF;
 		f[R_RIP] += len;

@@ -246,8 +246,10 @@ void guest_exit(uint32_t status)
 	guest_halt();
 }
 
+/* hlt is privileged at any IOPL: from ring 3 it traps to kern_gp(),
+ * which halts in ring 0; in ring 0 (IF clear) it halts right here. */
 void guest_halt(void)
 {
 	for (;;)
-		__asm__ volatile("int $0x81");
+		__asm__ volatile("hlt");
 }

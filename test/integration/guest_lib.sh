@@ -55,6 +55,7 @@ run_guest() { # OUTFILE CMDLINE CAVM-ARGS...
 		--cmdline "$cmdline" --mem 256M --serial stdio "$@" \
 		</dev/null >"$out" 2>"$out.err"
 	rc=$?
+	sed -i 's/\r$//' "$out" # the guest ends its lines with CR LF
 	sed 's/^/   | /' "$out"
 	sed 's/^/   ! /' "$out.err"
 	return $rc
@@ -66,7 +67,8 @@ expect_ok() { # OUTFILE NAME...
 	shift
 	! grep -a '^FAIL' "$out" || fail "the guest reported failures"
 	for n in "$@"; do
-		grep -aq "^ok $n\r\?\$" "$out" || fail "no \"ok $n\" from the guest"
+		tr -d '\r' <"$out" | grep -aq "^ok $n\$" ||
+			fail "no \"ok $n\" from the guest"
 	done
 }
 
