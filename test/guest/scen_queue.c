@@ -10,8 +10,10 @@
  *   indirect  the range := pattern, each block one request whose chain is
  *             an indirect table of header, eight 512-byte buffers and the
  *             status byte; read back the same way
- *   bench     4 KiB reads of the range's blocks, qd outstanding, for
- *             secs= seconds: "bench reqs_per_s=N"
+ *   bench     4 KiB reads of the range's blocks in turn, qd outstanding,
+ *             for secs= seconds (by the TSC): "bench start" before,
+ *             "bench reqs_per_s=N ... reqs=R" after, so a host can also
+ *             time it by its own clock
  *   msix      queue 0 on MSI-X vector 0x40, one read, the interrupt
  *             counted by the ring-0 stub; then back to polling
  */
@@ -217,6 +219,7 @@ void scen_bench(struct ctx *c)
 		return;
 	}
 	limit = c->g->p.secs * 1000 * c->g->tsc_khz;
+	con_printf("bench start\n"); /* a host may time from here */
 	t0 = t1 = rdtsc();
 	for (;;) {
 		struct gblk_req *r;
