@@ -72,8 +72,7 @@ static int setup(struct gblk *b, uint64_t want)
 	b->q.event_idx = !!(b->features & F_EVENT_IDX);
 	vq_reset(&b->q);
 	notify = vpci_queue_setup(&b->vp, 0, qsize, b->q.desc, b->q.avail,
-				  b->q.used,
-				  b->q.irq ? 0 : VIRTIO_NO_VECTOR);
+				  b->q.used, b->q.irq ? 0 : VIRTIO_NO_VECTOR);
 	if (!notify) {
 		con_printf("virtio-blk: queue vector refused\n");
 		return -G_EINVAL;
@@ -81,8 +80,8 @@ static int setup(struct gblk *b, uint64_t want)
 	b->q.notify = notify;
 	b->q.idx = 0;
 	b->capacity = cfg_capacity(b);
-	b->seg_max = (b->features & BLK_F_SEG_MAX) ? rd32(b->vp.device + 12)
-						   : 1;
+	b->seg_max =
+		(b->features & BLK_F_SEG_MAX) ? rd32(b->vp.device + 12) : 1;
 	for (unsigned i = 0; i < b->nreqs; i++)
 		b->reqs[i].busy = false;
 	b->outstanding = 0;
@@ -226,8 +225,8 @@ int gblk_io(struct gblk *b, uint32_t type, uint64_t sector, void *buf,
 	    uint32_t len)
 {
 	struct gblk_req *r = gblk_req_get(b);
-	struct vq_buf d = {gpa(buf), len, type == BLK_T_IN ||
-						  type == BLK_T_GET_ID};
+	struct vq_buf d = {gpa(buf), len,
+			   type == BLK_T_IN || type == BLK_T_GET_ID};
 	int ret;
 
 	if (!r)

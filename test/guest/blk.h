@@ -42,11 +42,11 @@ struct gblk_req {
 	uint8_t hdr[16]; /* type, reserved, sector (little-endian) */
 	uint8_t status;
 	uint8_t pad[15];
-	uint8_t seg[16];  /* one discard/write-zeroes segment */
-	uint64_t table;   /* this request's indirect table (64 entries) */
+	uint8_t seg[16]; /* one discard/write-zeroes segment */
+	uint64_t table;  /* this request's indirect table (64 entries) */
 	bool busy, done;
-	uint32_t len;     /* used length the device reported */
-	uint64_t user;    /* the scenario's tag */
+	uint32_t len;  /* used length the device reported */
+	uint64_t user; /* the scenario's tag */
 };
 
 struct gblk {

@@ -77,8 +77,8 @@ int boot_read(struct guest *g, uint64_t zp)
 
 void boot_print(const struct guest *g)
 {
-	static const char *const names[] = {"?", "usable", "reserved", "ACPI",
-					    "NVS", "unusable"};
+	static const char *const names[] = {"?",    "usable", "reserved",
+					    "ACPI", "NVS",    "unusable"};
 
 	con_printf("zero page at %#lx, %u e820 entries\n",
 		   (unsigned long)g->zero_page, g->ne820);

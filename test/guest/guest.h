@@ -165,17 +165,17 @@ struct e820_entry {
 };
 
 struct guest_params {
-	uint64_t seed;   /* pattern seed */
-	uint64_t seed2;  /* the rewrite scenario's seed */
-	uint64_t rblocks; /* and how many blocks it rewrites */
-	uint64_t start;  /* first 4 KiB block the scenarios use */
-	uint64_t blocks; /* how many */
-	uint64_t qd;     /* queue depth of the multi-request scenarios */
-	uint64_t secs;   /* bench duration */
-	uint64_t qsize;  /* virtqueue size the driver asks for */
-	bool event_idx;  /* negotiate VIRTIO_F_EVENT_IDX */
-	bool indirect;   /* negotiate VIRTIO_F_INDIRECT_DESC */
-	bool hold;       /* halt instead of exiting at the end */
+	uint64_t seed;      /* pattern seed */
+	uint64_t seed2;     /* the rewrite scenario's seed */
+	uint64_t rblocks;   /* and how many blocks it rewrites */
+	uint64_t start;     /* first 4 KiB block the scenarios use */
+	uint64_t blocks;    /* how many */
+	uint64_t qd;        /* queue depth of the multi-request scenarios */
+	uint64_t secs;      /* bench duration */
+	uint64_t qsize;     /* virtqueue size the driver asks for */
+	bool event_idx;     /* negotiate VIRTIO_F_EVENT_IDX */
+	bool indirect;      /* negotiate VIRTIO_F_INDIRECT_DESC */
+	bool hold;          /* halt instead of exiting at the end */
 	const char *serial; /* expected GET_ID (disk name), or NULL */
 	const char *tests;  /* test= list, comma separated */
 };
@@ -212,8 +212,7 @@ uint64_t time_us(const struct guest *g, uint64_t tsc_delta);
  * (0..63) of 512-byte sector s is mix64(mix64(seed) ^ (s * 64 + i)),
  * little-endian; mix64 is splitmix64's finalizer. */
 uint64_t mix64(uint64_t x);
-void pattern_fill(void *buf, uint64_t seed, uint64_t sector,
-		  uint64_t nsectors);
+void pattern_fill(void *buf, uint64_t seed, uint64_t sector, uint64_t nsectors);
 /* Sector index (relative) of the first mismatch, or -1. */
 int64_t pattern_check(const void *buf, uint64_t seed, uint64_t sector,
 		      uint64_t nsectors);

@@ -33,7 +33,8 @@ extern uint8_t gdt_tss[16];
 extern uint8_t kstack_top[];
 void irq_stub(void);
 
-static uint8_t idt[IDT_ENTRIES * 16] __attribute__((aligned(16), section(".data")));
+static uint8_t idt[IDT_ENTRIES * 16]
+	__attribute__((aligned(16), section(".data")));
 static uint8_t tss[TSS_SIZE] __attribute__((aligned(16), section(".data")));
 
 static void put16(uint8_t *p, uint16_t v)
@@ -61,7 +62,7 @@ static void set_gate(unsigned vec, uint64_t handler, unsigned dpl)
 
 	put16(e, handler);
 	put16(e + 2, SEL_KCODE);
-	e[4] = 0;                           /* IST */
+	e[4] = 0;                        /* IST */
 	e[5] = 0x80 | (dpl << 5) | 0x0e; /* present, DPL, type */
 	put16(e + 6, handler >> 16);
 	put32(e + 8, handler >> 32);
@@ -99,8 +100,21 @@ void kern_init(void)
 }
 
 /* The registers gp_stub saved, then what the CPU pushed. */
-enum { R_R11, R_R10, R_R9, R_R8, R_RDI, R_RSI, R_RDX, R_RCX, R_RAX, R_ERR,
-       R_RIP, R_CS, R_RFLAGS };
+enum {
+	R_R11,
+	R_R10,
+	R_R9,
+	R_R8,
+	R_RDI,
+	R_RSI,
+	R_RDX,
+	R_RCX,
+	R_RAX,
+	R_ERR,
+	R_RIP,
+	R_CS,
+	R_RFLAGS
+};
 
 #define RFLAGS_IF 0x200ull
 
@@ -131,11 +145,17 @@ int kern_gp(uint64_t *f)
 		f[R_RFLAGS] |= RFLAGS_IF;
 		f[R_RIP] += len;
 		return 0;
-	case 0xe4: case 0xe5: case 0xe6: case 0xe7:
+	case 0xe4:
+	case 0xe5:
+	case 0xe6:
+	case 0xe7:
 		port = ip[len];
 		len++;
 		break;
-	case 0xec: case 0xed: case 0xee: case 0xef:
+	case 0xec:
+	case 0xed:
+	case 0xee:
+	case 0xef:
 		port = (uint16_t)f[R_RDX];
 		break;
 	default:

@@ -108,7 +108,8 @@ static void format(struct out *o, const char *fmt, va_list ap)
 			break;
 		case 'u':
 		case 'x':
-			u = lng ? va_arg(ap, unsigned long) : va_arg(ap, unsigned);
+			u = lng ? va_arg(ap, unsigned long)
+				: va_arg(ap, unsigned);
 			out_num(o, u, *fmt == 'u' ? 10 : 16, false, width, zero,
 				alt);
 			break;
@@ -179,10 +180,7 @@ void *memset(void *d, int c, size_t n)
 {
 	void *p = d;
 
-	__asm__ volatile("rep stosb"
-			 : "+D"(p), "+c"(n)
-			 : "a"(c)
-			 : "memory");
+	__asm__ volatile("rep stosb" : "+D"(p), "+c"(n) : "a"(c) : "memory");
 	return d;
 }
 
@@ -190,10 +188,7 @@ void *memcpy(void *d, const void *s, size_t n)
 {
 	void *p = d;
 
-	__asm__ volatile("rep movsb"
-			 : "+D"(p), "+S"(s), "+c"(n)
-			 :
-			 : "memory");
+	__asm__ volatile("rep movsb" : "+D"(p), "+S"(s), "+c"(n) : : "memory");
 	return d;
 }
 

@@ -103,8 +103,9 @@ void user_main(void)
 	ret = boot_read(&g, boot_params_gpa);
 	boot_print(&g);
 	if (ret) {
-		result_fail(&g, "boot", "no free RAM after the image in the "
-					"e820 map");
+		result_fail(&g, "boot",
+			    "no free RAM after the image in the "
+			    "e820 map");
 		finish(&g);
 	}
 	params_read(&g, serial, sizeof(serial), tests, sizeof(tests));

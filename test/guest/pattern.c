@@ -23,8 +23,7 @@ uint64_t mix64(uint64_t x)
 	return x ^ (x >> 31);
 }
 
-void pattern_fill(void *buf, uint64_t seed, uint64_t sector,
-		  uint64_t nsectors)
+void pattern_fill(void *buf, uint64_t seed, uint64_t sector, uint64_t nsectors)
 {
 	uint64_t *w = buf, k = mix64(seed);
 

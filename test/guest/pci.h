@@ -25,7 +25,7 @@
 struct pci_dev {
 	uint8_t bus, dev, fn;
 	uint16_t vendor, device;
-	uint64_t bar[6];      /* addresses (memory BARs), 0 if none */
+	uint64_t bar[6]; /* addresses (memory BARs), 0 if none */
 	uint64_t bar_size[6];
 };
 

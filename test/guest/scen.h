@@ -16,13 +16,18 @@
 #define BLOCK 4096u
 #define SPB 8u /* sectors per block */
 
-enum model_state { M_UNKNOWN = 0, M_PATTERN, M_ZERO, M_PATTERN2 };
+enum model_state {
+	M_UNKNOWN = 0,
+	M_PATTERN,
+	M_ZERO,
+	M_PATTERN2
+};
 
 struct ctx {
 	struct guest *g;
 	struct gblk *b;
-	uint8_t *buf; /* scratch for data, BUF_BYTES */
-	uint8_t *model; /* per sector of the range */
+	uint8_t *buf;        /* scratch for data, BUF_BYTES */
+	uint8_t *model;      /* per sector of the range */
 	uint64_t sec0, nsec; /* the range, in sectors */
 	uint64_t want;       /* features the guest asks for */
 	bool flushed;        /* a FLUSH completed since the last write */

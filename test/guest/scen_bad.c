@@ -6,7 +6,7 @@
  * (or a bad ring index), and then requires one of the two answers the
  * virtio-blk device may give (docs/virtio-blk.md): the request completes
  * with VIRTIO_BLK_S_IOERR, or the device sets DEVICE_NEEDS_RESET.  A
- * request that succeeds, a wrong status, or silence for 3 s fails the
+ * request that succeeds, a wrong status, or silence for 10 s fails the
  * case.  Then the driver resets the device, sets it up again, and one
  * read of the range's first block must succeed (and match the model):
  * the device works again and the VMM is still alive.
@@ -14,19 +14,19 @@
 #include "test/guest/scen.h"
 
 #define TIB 0x10000000000ull /* far outside any test guest's RAM */
-#define WAIT_MS 3000
+#define WAIT_MS 10000
 
 enum bad_kind {
-	BAD_OUTSIDE,     /* data buffer outside RAM */
-	BAD_WRAP,        /* data buffer wrapping past 2^64 */
-	BAD_HUGE,        /* 4 GiB - 512 byte data buffer */
-	BAD_LOOP,        /* chain looping back to its head */
-	BAD_HEAD,        /* head index past the queue */
-	BAD_AVAIL_JUMP,  /* avail->idx more than the queue size ahead */
-	BAD_INDIR_LEN,   /* indirect table of 24 bytes */
-	BAD_INDIR_OUT,   /* indirect table outside RAM */
-	BAD_INDIR_NEXT,  /* indirect descriptor inside an indirect table */
-	BAD_NO_STATUS,   /* no device-writable descriptor at all */
+	BAD_OUTSIDE,    /* data buffer outside RAM */
+	BAD_WRAP,       /* data buffer wrapping past 2^64 */
+	BAD_HUGE,       /* 4 GiB - 512 byte data buffer */
+	BAD_LOOP,       /* chain looping back to its head */
+	BAD_HEAD,       /* head index past the queue */
+	BAD_AVAIL_JUMP, /* avail->idx more than the queue size ahead */
+	BAD_INDIR_LEN,  /* indirect table of 24 bytes */
+	BAD_INDIR_OUT,  /* indirect table outside RAM */
+	BAD_INDIR_NEXT, /* indirect descriptor inside an indirect table */
+	BAD_NO_STATUS,  /* no device-writable descriptor at all */
 };
 
 static const struct {
@@ -66,8 +66,7 @@ static void inject(struct ctx *c, enum bad_kind k, struct gblk_req *r)
 		vq_desc_set(q, d[1], TIB, BLOCK, N | W, d[2]);
 		break;
 	case BAD_WRAP:
-		vq_desc_set(q, d[1], ~0ull - BLOCK + 1, 2 * BLOCK, N | W,
-			    d[2]);
+		vq_desc_set(q, d[1], ~0ull - BLOCK + 1, 2 * BLOCK, N | W, d[2]);
 		break;
 	case BAD_HUGE:
 		vq_desc_set(q, d[1], data, 0xfffffe00u, N | W, d[2]);
@@ -177,8 +176,8 @@ void scen_bad(struct ctx *c)
 		/* reset, and the device must work again */
 		ret = gblk_reinit(c->b);
 		if (ret) {
-			result_fail(c->g, "bad", "%s: reset: %d",
-				    cases[i].name, ret);
+			result_fail(c->g, "bad", "%s: reset: %d", cases[i].name,
+				    ret);
 			return;
 		}
 		bad = range_check(c, c->sec0, SPB, &status);

@@ -73,8 +73,7 @@ int64_t range_check(struct ctx *c, uint64_t sec, uint64_t n, int *status)
 	while (n) {
 		uint64_t k = n < CHUNK / SECTOR ? n : CHUNK / SECTOR;
 		int ret = io_split(c, BLK_T_IN, sec, c->buf,
-				   (uint32_t)(k * SECTOR),
-				   k % 8 == 0 ? 8 : 1);
+				   (uint32_t)(k * SECTOR), k % 8 == 0 ? 8 : 1);
 
 		if (ret) {
 			*status = ret;
@@ -86,8 +85,8 @@ int64_t range_check(struct ctx *c, uint64_t sec, uint64_t n, int *status)
 			bool good = true;
 
 			if (m == M_PATTERN)
-				good = pattern_check(p, g->p.seed, sec + i,
-						     1) < 0;
+				good = pattern_check(p, g->p.seed, sec + i, 1) <
+				       0;
 			else if (m == M_PATTERN2)
 				good = pattern_check(p, g->p.seed2, sec + i,
 						     1) < 0;
@@ -137,8 +136,7 @@ void scen_info(struct ctx *c)
 	result_ok(c->g, "info");
 }
 
-static int write_range(struct ctx *c, uint64_t seed, uint64_t sec,
-		       uint64_t n)
+static int write_range(struct ctx *c, uint64_t seed, uint64_t sec, uint64_t n)
 {
 	enum model_state m = seed == c->g->p.seed ? M_PATTERN : M_PATTERN2;
 

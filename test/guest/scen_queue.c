@@ -44,8 +44,8 @@ static uint64_t scramble(uint64_t i, uint64_t n, uint64_t mul)
 
 /* Keep up to qd single-block requests going over all blocks of the
  * range; on completion of a read, check it.  0 or a failure reported. */
-static int run_qd(struct ctx *c, const char *name, uint32_t type,
-		  uint64_t qd, unsigned *max_out)
+static int run_qd(struct ctx *c, const char *name, uint32_t type, uint64_t qd,
+		  unsigned *max_out)
 {
 	struct gblk *b = c->b;
 	uint64_t nblk = c->nsec / SPB, next = 0, done = 0, mul = 5;
@@ -108,8 +108,8 @@ static int run_qd(struct ctx *c, const char *name, uint32_t type,
 			return -1;
 		}
 		if (type == BLK_T_IN &&
-		    pattern_check(c->buf + (r - b->reqs) * BLOCK,
-				  c->g->p.seed, r->user, SPB) >= 0) {
+		    pattern_check(c->buf + (r - b->reqs) * BLOCK, c->g->p.seed,
+				  r->user, SPB) >= 0) {
 			result_fail(c->g, name, "block at sector %lu differs",
 				    (unsigned long)r->user);
 			return -1;

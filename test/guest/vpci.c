@@ -50,8 +50,8 @@ static int cap_addr(const struct vpci *vp, unsigned pos, uint32_t min_len,
 	uint32_t off = pci_rd32(d, pos + CAP_OFFSET);
 	uint32_t l = pci_rd32(d, pos + CAP_LENGTH);
 
-	if (bar > 5 || !d->bar[bar] || l < min_len ||
-	    off > d->bar_size[bar] || l > d->bar_size[bar] - off) {
+	if (bar > 5 || !d->bar[bar] || l < min_len || off > d->bar_size[bar] ||
+	    l > d->bar_size[bar] - off) {
 		con_printf("virtio: capability at %#x: BAR %u offset %#x "
 			   "length %#x does not fit its BAR\n",
 			   pos, bar, off, l);
@@ -99,8 +99,8 @@ int vpci_probe(struct vpci *vp, uint16_t device_id, uint64_t *mmio_next)
 	if (!vp->common || !vp->notify || !vp->isr) {
 		con_printf("virtio: missing capability (common %#lx notify "
 			   "%#lx isr %#lx)\n",
-			   (unsigned long)vp->common,
-			   (unsigned long)vp->notify, (unsigned long)vp->isr);
+			   (unsigned long)vp->common, (unsigned long)vp->notify,
+			   (unsigned long)vp->isr);
 		return -G_ENODEV;
 	}
 	vp->msix_cap = pci_cap_find(d, PCI_CAP_MSIX, 0);
@@ -108,7 +108,8 @@ int vpci_probe(struct vpci *vp, uint16_t device_id, uint64_t *mmio_next)
 		uint32_t t = pci_rd32(d, vp->msix_cap + MSIX_TABLE);
 		unsigned bir = t & 7;
 
-		vp->msix_n = (pci_rd16(d, vp->msix_cap + MSIX_CTRL) & 0x7ff) + 1;
+		vp->msix_n =
+			(pci_rd16(d, vp->msix_cap + MSIX_CTRL) & 0x7ff) + 1;
 		if (bir < 6 && d->bar[bir] &&
 		    (t & ~7u) + vp->msix_n * 16ull <= d->bar_size[bir])
 			vp->msix_table = d->bar[bir] + (t & ~7u);
@@ -219,7 +220,7 @@ int vpci_msix_set(const struct vpci *vp, unsigned n, uint8_t vector,
 
 	if (!vp->msix_cap || n >= vp->msix_n)
 		return -G_EINVAL;
-	wr32(e + 12, 1); /* mask while changing */
+	wr32(e + 12, 1);      /* mask while changing */
 	wr32(e, 0xfee00000u); /* LAPIC of CPU 0, physical destination */
 	wr32(e + 4, 0);
 	wr32(e + 8, vector); /* fixed delivery, edge */

@@ -103,10 +103,9 @@ static int fill_chain(struct gvq *q, const struct vq_buf *bufs, unsigned n,
 
 			wr64(d, bufs[k].addr);
 			wr32(d + 8, bufs[k].len);
-			wr16(d + 12, (uint16_t)((bufs[k].write ? VQ_DESC_F_WRITE
-							       : 0) |
-						(k + 1 < n ? VQ_DESC_F_NEXT
-							   : 0)));
+			wr16(d + 12,
+			     (uint16_t)((bufs[k].write ? VQ_DESC_F_WRITE : 0) |
+					(k + 1 < n ? VQ_DESC_F_NEXT : 0)));
 			wr16(d + 14, (uint16_t)(k + 1));
 		}
 		head = vq_take(q, 1, idx);
@@ -118,12 +117,12 @@ static int fill_chain(struct gvq *q, const struct vq_buf *bufs, unsigned n,
 		if (head < 0)
 			return head;
 		for (unsigned k = 0; k < n; k++)
-			vq_desc_set(q, idx[k], bufs[k].addr, bufs[k].len,
-				    (uint16_t)((bufs[k].write ? VQ_DESC_F_WRITE
-							      : 0) |
-					       (k + 1 < n ? VQ_DESC_F_NEXT
-							  : 0)),
-				    k + 1 < n ? idx[k + 1] : 0);
+			vq_desc_set(
+				q, idx[k], bufs[k].addr, bufs[k].len,
+				(uint16_t)((bufs[k].write ? VQ_DESC_F_WRITE
+							  : 0) |
+					   (k + 1 < n ? VQ_DESC_F_NEXT : 0)),
+				k + 1 < n ? idx[k + 1] : 0);
 	}
 	q->cookie[head] = cookie;
 	vq_push_head(q, (uint16_t)head);
@@ -210,6 +209,7 @@ int vq_get(struct gvq *q, void **cookie, uint32_t *len)
 	q->nfree = (uint16_t)(q->nfree + n);
 	q->last_used++;
 	if (q->event_idx)
-		wr16(USED_EVENT(q), (uint16_t)(q->last_used + (q->irq ? 0 : 0x8000)));
+		wr16(USED_EVENT(q),
+		     (uint16_t)(q->last_used + (q->irq ? 0 : 0x8000)));
 	return 1;
 }

@@ -25,12 +25,12 @@ struct gvq {
 	uint64_t desc, avail, used; /* guest addresses of the three parts */
 	uint64_t notify;            /* MMIO address of the doorbell */
 	bool event_idx;
-	bool irq;                   /* ask for interrupts (else suppress) */
+	bool irq; /* ask for interrupts (else suppress) */
 	uint16_t free_head, nfree;
-	uint16_t avail_idx;         /* the driver's copy of avail->idx */
-	uint16_t kicked_idx;        /* avail_idx at the last kick decision */
-	uint16_t last_used;         /* next used entry to consume */
-	void **cookie;              /* per head */
+	uint16_t avail_idx;  /* the driver's copy of avail->idx */
+	uint16_t kicked_idx; /* avail_idx at the last kick decision */
+	uint16_t last_used;  /* next used entry to consume */
+	void **cookie;       /* per head */
 	unsigned long kicks, notifies;
 };
 
@@ -41,8 +41,7 @@ int vq_alloc(struct guest *g, struct gvq *q, uint16_t size);
 void vq_reset(struct gvq *q);
 /* Add one chain: bufs[0..n), readable ones first.  Returns the head or
  * -G_ENOSPC.  Not visible to the device before vq_publish(). */
-int vq_add(struct gvq *q, const struct vq_buf *bufs, unsigned n,
-	   void *cookie);
+int vq_add(struct gvq *q, const struct vq_buf *bufs, unsigned n, void *cookie);
 /* The same chain through an indirect table (n * 16 bytes at table). */
 int vq_add_indirect(struct gvq *q, uint64_t table, const struct vq_buf *bufs,
 		    unsigned n, void *cookie);
