@@ -11,6 +11,7 @@
 #   3. the guest's wrong expectation fails: verify with another seed must
 #      report FAIL and exit status 1 (the check can fail); reading changed
 #      nothing
+#   4. test=nosuch: "FAIL test: unknown scenario", exit status 1
 set -u
 . "$(dirname "$0")/guest_lib.sh"
 
@@ -40,6 +41,12 @@ rc=$?
 [ $rc = 1 ] || fail "cavm exited $rc, not 1 (one failed scenario)"
 grep -aq '^FAIL verify: sector 0 should read as the pattern' "$tmp/out3" ||
 	fail "no FAIL line for the wrong seed"
+say "4. an unknown scenario is a failure, named"
+run_guest "$tmp/out4" "test=nosuch" --disk "$BLKCTL_STORE:img"
+rc=$?
+[ $rc = 1 ] || fail "cavm exited $rc, not 1"
+grep -aq '^FAIL test: unknown scenario "nosuch"' "$tmp/out4" ||
+	fail "no FAIL line for test=nosuch"
 blk export img "$tmp/back"
 cmp -s "$tmp/img" "$tmp/back" || fail "reading changed the disk"
 fsck_clean "the boots"
