@@ -71,12 +71,15 @@ static int setup(struct gblk *b, uint64_t want)
 	}
 	b->q.event_idx = !!(b->features & F_EVENT_IDX);
 	vq_reset(&b->q);
-	notify = vpci_queue_setup(&b->vp, 0, qsize, b->q.desc, b->q.avail,
-				  b->q.used, b->q.irq ? 0 : VIRTIO_NO_VECTOR);
+	notify = vpci_queue_setup(
+		&b->vp, 0, qsize,
+		b->desc_override ? b->desc_override : b->q.desc, b->q.avail,
+		b->q.used, b->q.irq ? 0 : VIRTIO_NO_VECTOR);
 	if (!notify) {
 		con_printf("virtio-blk: queue vector refused\n");
 		return -G_EINVAL;
 	}
+	b->desc_override = 0;
 	b->q.notify = notify;
 	b->q.idx = 0;
 	b->capacity = cfg_capacity(b);

@@ -61,6 +61,8 @@ struct gblk {
 	unsigned outstanding;
 	uint64_t mmio_next;
 	bool probed;
+	uint64_t desc_override; /* next setup only: this descriptor table
+				   address instead of the real one */
 	unsigned long completions;
 };
 

@@ -20,13 +20,14 @@ enum bad_kind {
 	BAD_OUTSIDE,    /* data buffer outside RAM */
 	BAD_WRAP,       /* data buffer wrapping past 2^64 */
 	BAD_HUGE,       /* 4 GiB - 512 byte data buffer */
-	BAD_LOOP,       /* chain looping back to its head */
+	BAD_LOOP,       /* chain looping back on itself */
 	BAD_HEAD,       /* head index past the queue */
 	BAD_AVAIL_JUMP, /* avail->idx more than the queue size ahead */
 	BAD_INDIR_LEN,  /* indirect table of 24 bytes */
 	BAD_INDIR_OUT,  /* indirect table outside RAM */
 	BAD_INDIR_NEXT, /* indirect descriptor inside an indirect table */
 	BAD_NO_STATUS,  /* no device-writable descriptor at all */
+	BAD_RING,       /* descriptor table outside RAM */
 };
 
 static const struct {
@@ -43,6 +44,7 @@ static const struct {
 	{BAD_INDIR_OUT, "indirect table outside RAM"},
 	{BAD_INDIR_NEXT, "nested indirect table"},
 	{BAD_NO_STATUS, "no status byte"},
+	{BAD_RING, "descriptor table outside RAM"},
 };
 
 /* Publish the bad input; the request's status byte is r->status. */
@@ -71,8 +73,10 @@ static void inject(struct ctx *c, enum bad_kind k, struct gblk_req *r)
 	case BAD_HUGE:
 		vq_desc_set(q, d[1], data, 0xfffffe00u, N | W, d[2]);
 		break;
-	case BAD_LOOP:
-		vq_desc_set(q, d[1], data, BLOCK, N | W, d[0]);
+	case BAD_LOOP: /* data -> status -> data ...: all writable, so
+			  only the loop itself is wrong */
+		vq_desc_set(q, d[1], data, BLOCK, N | W, d[2]);
+		vq_desc_set(q, d[2], st, 1, N | W, d[1]);
 		break;
 	case BAD_HEAD:
 		vq_desc_set(q, d[1], data, BLOCK, N | W, d[2]);
@@ -109,6 +113,9 @@ static void inject(struct ctx *c, enum bad_kind k, struct gblk_req *r)
 	case BAD_NO_STATUS:
 		vq_desc_set(q, d[1], data, BLOCK, N, d[2]);
 		vq_desc_set(q, d[2], data + BLOCK, 1, 0, 0);
+		break;
+	case BAD_RING: /* a sound chain, in a table the device cannot see */
+		vq_desc_set(q, d[1], data, BLOCK, N | W, d[2]);
 		break;
 	}
 	q->cookie[d[0]] = r;
@@ -155,7 +162,11 @@ void scen_bad(struct ctx *c)
 	for (unsigned i = 0; i < ARRAY_SIZE(cases); i++) {
 		struct gblk_req *r;
 		int64_t bad;
-		int ret = gblk_reinit(c->b), status;
+		int ret, status;
+
+		if (cases[i].kind == BAD_RING)
+			c->b->desc_override = TIB;
+		ret = gblk_reinit(c->b);
 
 		r = ret ? NULL : gblk_req_get(c->b);
 		if (!r) {
