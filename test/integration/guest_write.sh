@@ -4,7 +4,7 @@
 # test/integration/guest_write.sh - what the test guest writes through
 # cavm's virtio-blk is what `blkctl export` gives afterwards.
 #
-# One boot runs write (32 KiB requests of 2 buffers, read back), qd (16
+# One boot runs write (32 KiB requests of 2 buffers, read back), qd (32
 # requests in flight, scrambled order), indirect (indirect tables),
 # discard, wzeroes (whole blocks with UNMAP and a partial block), flush,
 # getid (serial == disk name), each checked by the guest against its own
@@ -21,7 +21,7 @@ blk create d $size
 
 say "1. write, qd, indirect, discard, wzeroes, flush, getid"
 ops=write,qd,indirect,discard,wzeroes
-run_guest "$tmp/out1" "test=info,$ops,flush,getid seed=7 start=16 blocks=256 qd=16 serial=d" \
+run_guest "$tmp/out1" "test=info,$ops,flush,getid seed=7 start=16 blocks=256 qd=32 serial=d" \
 	--disk "$BLKCTL_STORE:d"
 rc=$?
 [ $rc = 0 ] || fail "cavm exited $rc (the guest's failure count)"
