@@ -99,8 +99,9 @@ int gblk_init(struct gblk *b, struct guest *g, uint64_t want)
 
 	if (!b->probed) {
 		b->g = g;
-		b->mmio_next = 0xC0000000ull;
-		ret = vpci_probe(&b->vp, VIRTIO_ID_BLOCK_PCI, &b->mmio_next);
+		b->mmio_next = g->p.bar_base ? g->p.bar_base : 0xC0000000ull;
+		ret = vpci_probe(&b->vp, VIRTIO_ID_BLOCK_PCI, &b->mmio_next,
+				 g->p.bar_base != 0);
 		if (ret)
 			return ret;
 		b->nreqs = NREQS;

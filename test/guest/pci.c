@@ -7,7 +7,8 @@
  * Everything read here comes from the VMM and is bounded: capability
  * walks stop after 48 steps (a loop in the list), BAR sizes must be
  * powers of two.  The VMM normally places BARs itself in
- * 0xC0000000..0xE0000000; only a BAR it left at 0 is placed here.
+ * 0xC0000000..0xE0000000; only a BAR it left at 0 is placed here, or
+ * every BAR when asked to (bar_base=: moving BARs, as an OS may).
  */
 #include "test/guest/pci.h"
 
@@ -81,7 +82,7 @@ int pci_find(uint16_t vendor, uint16_t device, struct pci_dev *found)
 	return seen ? 0 : -G_ENODEV;
 }
 
-int pci_setup_bars(struct pci_dev *d, uint64_t *next)
+int pci_setup_bars(struct pci_dev *d, uint64_t *next, bool force)
 {
 	uint16_t cmd = pci_rd16(d, PCI_COMMAND);
 
@@ -116,7 +117,7 @@ int pci_setup_bars(struct pci_dev *d, uint64_t *next)
 				i++;
 			continue; /* not implemented */
 		}
-		if (!addr) {
+		if (!addr || force) {
 			addr = ALIGN_UP(*next, size);
 			if (addr >= MMIO_END || size > MMIO_END - addr)
 				return -G_ENOSPC;

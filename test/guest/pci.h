@@ -37,10 +37,10 @@ void pci_wr16(const struct pci_dev *d, unsigned off, uint16_t v);
 /* Scan bus 0 and print what is there; fill d with the first
  * vendor:device found.  0 or -G_ENODEV. */
 int pci_find(uint16_t vendor, uint16_t device, struct pci_dev *d);
-/* Read (and size) every memory BAR; a BAR left at 0 gets an address in
- * [*next, 0xE0000000), aligned to its size.  Memory decoding and bus
- * mastering on.  0 or -G_ENOSPC. */
-int pci_setup_bars(struct pci_dev *d, uint64_t *next);
+/* Read (and size) every memory BAR; a BAR left at 0 (every BAR, with
+ * force) gets an address in [*next, 0xE0000000), aligned to its size.
+ * Memory decoding and bus mastering on.  0 or -G_ENOSPC. */
+int pci_setup_bars(struct pci_dev *d, uint64_t *next, bool force);
 /* The next capability after pos (0: the first) with id, or 0. */
 unsigned pci_cap_find(const struct pci_dev *d, uint8_t id, unsigned pos);
 

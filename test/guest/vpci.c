@@ -63,7 +63,8 @@ static int cap_addr(const struct vpci *vp, unsigned pos, uint32_t min_len,
 	return 0;
 }
 
-int vpci_probe(struct vpci *vp, uint16_t device_id, uint64_t *mmio_next)
+int vpci_probe(struct vpci *vp, uint16_t device_id, uint64_t *mmio_next,
+	       bool move_bars)
 {
 	struct pci_dev *d = &vp->pci;
 	unsigned pos = 0;
@@ -75,7 +76,7 @@ int vpci_probe(struct vpci *vp, uint16_t device_id, uint64_t *mmio_next)
 		con_printf("virtio: no device 1af4:%04x on bus 0\n", device_id);
 		return ret;
 	}
-	ret = pci_setup_bars(d, mmio_next);
+	ret = pci_setup_bars(d, mmio_next, move_bars);
 	if (ret) {
 		con_printf("virtio: BARs do not fit the MMIO window\n");
 		return ret;

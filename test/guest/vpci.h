@@ -29,9 +29,11 @@ struct vpci {
 	unsigned msix_n;     /* entries */
 };
 
-/* Find the device (vendor 0x1af4, device 0x1040 + id), place its BARs,
- * locate the virtio structures.  0 or negative errno, with a message. */
-int vpci_probe(struct vpci *vp, uint16_t device_id, uint64_t *mmio_next);
+/* Find the device (vendor 0x1af4, device 0x1040 + id), place its BARs
+ * (all of them from *mmio_next with move_bars), locate the virtio
+ * structures.  0 or negative errno, with a message. */
+int vpci_probe(struct vpci *vp, uint16_t device_id, uint64_t *mmio_next,
+	       bool move_bars);
 uint8_t vpci_status(const struct vpci *vp);
 void vpci_set_status(const struct vpci *vp, uint8_t s);
 /* Write 0 and wait (up to ~1 s of spins) until the device reads 0. */
