@@ -14,7 +14,7 @@
 #define NREQS 64
 #define TABLE_ENTRIES 64
 
-static uint64_t cfg_capacity(const struct gblk *b)
+uint64_t gblk_capacity(const struct gblk *b)
 {
 	uint64_t lo, hi;
 	uint8_t gen;
@@ -82,7 +82,7 @@ static int setup(struct gblk *b, uint64_t want)
 	b->desc_override = 0;
 	b->q.notify = notify;
 	b->q.idx = 0;
-	b->capacity = cfg_capacity(b);
+	b->capacity = gblk_capacity(b);
 	b->seg_max =
 		(b->features & BLK_F_SEG_MAX) ? rd32(b->vp.device + 12) : 1;
 	for (unsigned i = 0; i < b->nreqs; i++)

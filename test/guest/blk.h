@@ -73,6 +73,9 @@ int gblk_init(struct gblk *b, struct guest *g, uint64_t want);
 /* Reset and re-run the initialisation with the same choices. */
 int gblk_reinit(struct gblk *b);
 bool gblk_needs_reset(const struct gblk *b);
+/* capacity from the device configuration, read consistently (config
+ * generation unchanged across the two 32-bit halves) */
+uint64_t gblk_capacity(const struct gblk *b);
 /* A free request slot, or NULL. */
 struct gblk_req *gblk_req_get(struct gblk *b);
 /* Queue a request: data bufs follow the header, readable for OUT, the

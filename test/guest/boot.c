@@ -163,6 +163,7 @@ void params_read(struct guest *g, char *serial, size_t ssize, char *tests,
 	p->secs = cmd_u64(g, "secs", 2);
 	p->qsize = cmd_u64(g, "qsize", 256);
 	p->bar_base = cmd_u64(g, "bar_base", 0);
+	p->resize_to = cmd_u64(g, "resize_to", 0);
 	p->event_idx = cmd_u64(g, "event_idx", 1) != 0;
 	p->indirect = cmd_u64(g, "indirect", 1) != 0;
 	p->hold = cmd_u64(g, "hold", 0) != 0;

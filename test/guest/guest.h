@@ -174,6 +174,7 @@ struct guest_params {
 	uint64_t secs;      /* bench duration */
 	uint64_t qsize;     /* virtqueue size the driver asks for */
 	uint64_t bar_base;  /* nonzero: move the device's BARs there */
+	uint64_t resize_to; /* the capacity (sectors) resize waits for */
 	bool event_idx;     /* negotiate VIRTIO_F_EVENT_IDX */
 	bool indirect;      /* negotiate VIRTIO_F_INDIRECT_DESC */
 	bool hold;          /* halt instead of exiting at the end */

@@ -12,7 +12,8 @@
  *
  * Command line: test=A,B,... (default info), seed= seed2= rblocks= start=
  * blocks= qd=
- * secs= qsize= event_idx=0|1 indirect=0|1 hold=1 serial=NAME tsc_khz=
+ * secs= qsize= bar_base= resize_to= event_idx=0|1 indirect=0|1 hold=1
+ * serial=NAME tsc_khz=
  * (docs/test-guest.md).
  */
 #include "test/guest/scen.h"
@@ -36,6 +37,7 @@ static const struct scenario scenarios[] = {
 	{"bad", scen_bad, "broken chains and rings"},
 	{"bench", scen_bench, "QD reads per second"},
 	{"msix", scen_msix, "one completion by MSI-X"},
+	{"resize", scen_resize, "wait for the host to resize the disk"},
 };
 
 void result_ok(struct guest *g, const char *name)

@@ -57,6 +57,8 @@ void scen_qd(struct ctx *c);
 void scen_indirect(struct ctx *c);
 void scen_bench(struct ctx *c);
 void scen_msix(struct ctx *c);
+/* scen_cfg.c */
+void scen_resize(struct ctx *c);
 /* scen_bad.c */
 void scen_bad(struct ctx *c);
 
