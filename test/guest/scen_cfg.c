@@ -20,8 +20,6 @@
 #define LAPIC_TPR 0xfee00080ull
 #define WAIT_S 60
 
-extern volatile uint64_t irq_count; /* entry.S */
-
 static void spin_ms(const struct guest *g, uint64_t ms)
 {
 	uint64_t t0 = rdtsc();
@@ -89,9 +87,9 @@ void scen_resize(struct ctx *c)
 		spin_ms(c->g, 1);
 		cap = gblk_capacity(b);
 	}
-	/* the interrupt follows the generation bump: give it a second */
-	for (unsigned i = 0; i < 1000 && irq_count == before; i++)
-		spin_ms(c->g, 1);
+	/* the interrupt follows the generation bump: give it 2 s */
+	if (cap != old)
+		irq_wait(c, before, 2000);
 	__asm__ volatile("cli");
 	con_printf("resize: capacity %lu -> %lu sectors, generation %u -> %u, "
 		   "%lu interrupt(s)\n",

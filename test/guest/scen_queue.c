@@ -23,8 +23,6 @@
 #define LAPIC_SVR 0xfee000f0ull
 #define LAPIC_TPR 0xfee00080ull
 
-extern volatile uint64_t irq_count; /* entry.S */
-
 static uint64_t gcd(uint64_t a, uint64_t b)
 {
 	while (b) {
@@ -265,10 +263,32 @@ void scen_bench(struct ctx *c)
 	result_ok(c->g, "bench");
 }
 
+/* Spinning in ring 3 may not exit to the host at all, and some hosts
+ * only deliver an injected interrupt at the next exit: read the device
+ * status (an MMIO exit) every millisecond. */
+int64_t irq_wait(struct ctx *c, uint64_t before, uint64_t ms)
+{
+	uint64_t t0 = rdtsc(), next = t0;
+
+	while (irq_count == before) {
+		uint64_t now = rdtsc();
+
+		if (now - t0 > ms * c->g->tsc_khz)
+			return -1;
+		if (now >= next) {
+			next = now + c->g->tsc_khz;
+			(void)vpci_status(&c->b->vp);
+		}
+		cpu_relax();
+	}
+	return (int64_t)time_us(c->g, rdtsc() - t0);
+}
+
 void scen_msix(struct ctx *c)
 {
 	struct gblk *b = c->b;
-	uint64_t before, t0;
+	uint64_t before;
+	int64_t waited;
 	int ret;
 
 	if (!b->vp.msix_cap) {
@@ -289,20 +309,19 @@ void scen_msix(struct ctx *c)
 	before = irq_count;
 	__asm__ volatile("sti");
 	ret = gblk_io(b, BLK_T_IN, 0, c->buf, BLOCK);
-	t0 = rdtsc();
-	while (irq_count == before && rdtsc() - t0 < 1000 * c->g->tsc_khz)
-		cpu_relax();
+	waited = irq_wait(c, before, 2000);
 	__asm__ volatile("cli");
 	if (ret) {
 		result_fail(c->g, "msix", "read: %d", ret);
 		goto out;
 	}
-	if (irq_count == before) {
-		result_fail(c->g, "msix", "no interrupt within 1 s");
+	if (waited < 0) {
+		result_fail(c->g, "msix", "no interrupt within 2 s");
 		goto out;
 	}
-	con_printf("msix: %lu interrupt(s)\n",
-		   (unsigned long)(irq_count - before));
+	con_printf("msix: %lu interrupt(s), the first %ld us after the "
+		   "completion was seen\n",
+		   (unsigned long)(irq_count - before), (long)waited);
 	result_ok(c->g, "msix");
 out:
 	b->q.irq = false;
