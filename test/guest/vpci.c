@@ -241,3 +241,22 @@ void vpci_msix_enable(const struct vpci *vp, bool on)
 		ctl |= MSIX_ENABLE;
 	pci_wr16(&vp->pci, vp->msix_cap + MSIX_CTRL, ctl);
 }
+
+void vpci_msix_dump(const struct vpci *vp, unsigned n)
+{
+	const struct pci_dev *d = &vp->pci;
+	uint32_t pba;
+	uint64_t e = vp->msix_table + n * 16ull;
+	unsigned bir;
+
+	if (!vp->msix_cap || n >= vp->msix_n)
+		return;
+	pba = pci_rd32(d, vp->msix_cap + 8);
+	bir = pba & 7;
+	con_printf("msix: control %#x entry %u: addr %#x:%#x data %#x ctl %#x "
+		   "pba %#x\n",
+		   pci_rd16(d, vp->msix_cap + MSIX_CTRL), n, rd32(e + 4),
+		   rd32(e), rd32(e + 8), rd32(e + 12),
+		   bir < 6 && d->bar[bir] ? rd32(d->bar[bir] + (pba & ~7u))
+					  : 0xffffffffu);
+}

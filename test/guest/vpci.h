@@ -55,6 +55,8 @@ uint64_t vpci_queue_setup(const struct vpci *vp, uint16_t idx, uint16_t size,
 int vpci_msix_set(const struct vpci *vp, unsigned n, uint8_t vector,
 		  bool masked);
 void vpci_msix_enable(const struct vpci *vp, bool on);
+/* Print MSI-X control, entry n as read back, and the first PBA word. */
+void vpci_msix_dump(const struct vpci *vp, unsigned n);
 int vpci_set_config_vector(const struct vpci *vp, uint16_t vector);
 
 #endif
