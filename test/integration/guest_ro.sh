@@ -3,7 +3,8 @@
 #
 # test/integration/guest_ro.sh - a disk attached read-only (STORE:DISK,ro)
 # offers VIRTIO_BLK_F_RO, answers every write, discard and write-zeroes
-# with IOERR, reads fine, and is unchanged afterwards.
+# with IOERR, reads fine (also for a second of the QD16 read benchmark),
+# and is unchanged afterwards.
 set -u
 . "$(dirname "$0")/guest_lib.sh"
 
@@ -13,11 +14,12 @@ python3 "$pattern" make "$tmp/img" --size $size --seed 11 --blocks 256 \
 	--ops write || fail "guest_pattern.py make"
 blk import d "$tmp/img"
 
-run_guest "$tmp/out" "test=verify,ro,getid seed=11 start=0 blocks=256 serial=d" \
+run_guest "$tmp/out" "test=verify,ro,getid,bench seed=11 start=0 blocks=256 serial=d secs=1" \
 	--disk "$BLKCTL_STORE:d,ro"
 rc=$?
 [ $rc = 0 ] || fail "cavm exited $rc"
-expect_ok "$tmp/out" verify ro getid
+expect_ok "$tmp/out" verify ro getid bench
+grep -aq '^bench reqs_per_s=[1-9][0-9]* qd=16 ' "$tmp/out" || fail "no bench figure"
 blk export d "$tmp/back"
 cmp -s "$tmp/img" "$tmp/back" || fail "the read-only disk changed"
 
