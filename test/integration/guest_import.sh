@@ -12,6 +12,7 @@
 #      report FAIL and exit status 1 (the check can fail); reading changed
 #      nothing
 #   4. test=nosuch: "FAIL test: unknown scenario", exit status 1
+#   5. no --disk: "virtio: no device", exit status 1
 set -u
 . "$(dirname "$0")/guest_lib.sh"
 
@@ -47,6 +48,12 @@ rc=$?
 [ $rc = 1 ] || fail "cavm exited $rc, not 1"
 grep -aq '^FAIL test: unknown scenario "nosuch"' "$tmp/out4" ||
 	fail "no FAIL line for test=nosuch"
+say "5. no disk: the guest says so and fails"
+run_guest "$tmp/out5" "test=info"
+rc=$?
+[ $rc = 1 ] || fail "cavm exited $rc, not 1"
+grep -aq '^virtio: no device 1af4:1042 on bus 0' "$tmp/out5" ||
+	fail "no message about the missing device"
 blk export img "$tmp/back"
 cmp -s "$tmp/img" "$tmp/back" || fail "reading changed the disk"
 fsck_clean "the boots"
