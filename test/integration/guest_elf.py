@@ -7,7 +7,8 @@
 # address (p_paddr == p_vaddr, from 1 MiB, below 16 MiB so 64 MiB of RAM
 # holds it), p_filesz <= p_memsz, inside the file; the entry point inside
 # an executable segment; and no writable segment executable.  Runs
-# without KVM: it only reads the file.
+# without KVM: it only reads the file.  Also pins guest_pattern.py to the
+# values test/unit/test_guest_pattern.c pins for the guest's pattern.c.
 import os
 import struct
 import sys
@@ -16,7 +17,25 @@ PT_LOAD, PT_DYNAMIC, PT_INTERP, PT_GNU_STACK = 1, 2, 3, 0x6474E551
 PF_X, PF_W = 1, 2
 
 
+def pattern_pins():
+    here = os.path.dirname(os.path.abspath(__file__))
+    sys.path.insert(0, here)
+    import guest_pattern as gp
+    w = struct.unpack("<64Q", gp.sector_pattern(1, 0))
+    w2 = struct.unpack("<64Q", gp.sector_pattern(7, 12345))
+    return [what for ok, what in (
+        (gp.mix64(0) == 0xE220A8397B1DCDAF, "mix64(0)"),
+        (w[0] == 0x5E41AB087439611E, "seed 1 sector 0 word 0"),
+        (w2[63] == 0x6EA2CD56BC277409, "seed 7 sector 12345 word 63"),
+    ) if not ok]
+
+
 def main():
+    bad = pattern_pins()
+    for what in bad:
+        print(f"FAIL: guest_pattern.py: {what} is not the pinned value")
+    if bad:
+        return 1
     top = os.environ.get("abs_top_builddir", os.getcwd())
     path = os.path.join(top, "test", "guest", "guest.elf")
     if not os.path.exists(path):
