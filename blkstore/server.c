@@ -116,7 +116,8 @@ static void vlog(const struct srv *s, enum srv_level level, const char *pfx,
 	char line[1024];
 	if (!srv_log_enabled(s, level))
 		return;
-	int n = snprintf(line, sizeof(line), "blkstored: %s: %s",
+	int n = snprintf(line, sizeof(line), "%s: %s: %s",
+			 s && s->opt.log_name ? s->opt.log_name : "blkstored",
 			 level_name[level], pfx);
 	if (n < 0 || (size_t)n >= sizeof(line))
 		n = 0;

@@ -46,6 +46,8 @@ bool srv_log_enabled(const struct srv *s, enum srv_level level);
 struct srv_options {
 	const char *store;          /* store directory */
 	enum srv_level log_level;   /* SRV_INFO, or SRV_DEBUG with -v */
+	const char *log_name;       /* log lines start "NAME: " (NULL:
+				       "blkstored") */
 	unsigned max_conns;         /* 0: SRV_MAX_CONNS_DEFAULT */
 	const char *default_export; /* NBD export "" means this; NULL: none */
 	struct bs_store_options store_opts; /* io_engine etc.; zero: defaults */

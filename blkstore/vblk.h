@@ -227,6 +227,14 @@ void vblk_dev_close(struct vblk_dev *dev);
  * before the driver reads the features. */
 void vblk_dev_set_readonly(struct vblk_dev *dev);
 void vblk_dev_set_log(struct vblk_dev *dev, vblk_log_fn fn, void *arg);
+/* Statistics: fn runs on the processing thread after every request with
+ * its type (VBLK_T_*, or VBLK_T_NONE when the header could not be read),
+ * the data bytes it moved (IN, OUT; 0 for others), how long it took and
+ * its status byte. */
+#define VBLK_T_NONE 0xffffffffu
+typedef void (*vblk_stats_fn)(void *arg, uint32_t type, uint64_t bytes,
+			      uint64_t ns, uint8_t status);
+void vblk_dev_set_stats(struct vblk_dev *dev, vblk_stats_fn fn, void *arg);
 
 /* The device feature bits to offer. */
 uint64_t vblk_dev_features(const struct vblk_dev *dev);

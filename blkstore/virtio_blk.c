@@ -26,6 +26,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "blkstore/vblk.h"
 #include "common/endian.h"
@@ -43,6 +44,8 @@ struct vblk_dev {
 	bool readonly;     /* vblk_dev_set_readonly: refuse writes */
 	vblk_log_fn log;
 	void *log_arg;
+	vblk_stats_fn stats;
+	void *stats_arg;
 	uint8_t *bounce;
 	struct vblk_chain chain;
 };
@@ -116,6 +119,19 @@ void vblk_dev_set_log(struct vblk_dev *dev, vblk_log_fn fn, void *arg)
 {
 	dev->log = fn;
 	dev->log_arg = arg;
+}
+
+void vblk_dev_set_stats(struct vblk_dev *dev, vblk_stats_fn fn, void *arg)
+{
+	dev->stats = fn;
+	dev->stats_arg = arg;
+}
+
+static uint64_t now_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
 uint64_t vblk_dev_features(const struct vblk_dev *dev)
@@ -477,7 +493,16 @@ int vblk_dev_process(struct vblk_dev *dev, const struct vblk_mem *m,
 			break;
 		}
 		struct req rq = {.c = c, .why = r.why};
-		*c->status = do_request(dev, &rq);
+		uint64_t t0 = dev->stats ? now_ns() : 0;
+		uint8_t st = do_request(dev, &rq);
+		*c->status = st;
+		if (dev->stats)
+			dev->stats(dev->stats_arg,
+				   rq.typed ? rq.type : VBLK_T_NONE,
+				   rq.typed && rq.type == VBLK_T_IN    ? rq.dout
+				   : rq.typed && rq.type == VBLK_T_OUT ? rq.din
+								       : 0,
+				   now_ns() - t0, st);
 		vblk_ring_push(&r, c->head, rq.written + 1);
 		done++;
 	}

@@ -46,6 +46,7 @@ struct blk {
 	char disk[BS_SPEC_MAX];
 	bool readonly;
 	bs_disk *bd;
+	struct iostat *io; /* the server's per-disk statistics */
 	struct vblk_dev *vdev;
 	struct virtio_pci *vp;
 	pthread_t thread;
@@ -88,7 +89,8 @@ static int pass(bs_store *s, void *arg)
 	if (!virtio_pci_queue(b->vp, 0, &q))
 		return 0;
 	if (!b->have_queue || q.epoch != b->epoch) {
-		b->vq = (struct vblk_vq){.size = q.size, .desc_gpa = q.desc,
+		b->vq = (struct vblk_vq){.size = q.size,
+					 .desc_gpa = q.desc,
 					 .avail_gpa = q.driver,
 					 .used_gpa = q.device};
 		b->epoch = q.epoch;
@@ -186,6 +188,20 @@ static void vblk_log(void *arg, enum vblk_level level, const char *msg)
 	cavm_log(b->vm, l, "disk %s: %s", b->disk, msg);
 }
 
+/* Per request, on the store thread: what `blkctl stats` shows. */
+static void vblk_stats(void *arg, uint32_t type, uint64_t bytes, uint64_t ns,
+		       uint8_t status)
+{
+	struct blk *b = arg;
+	enum srv_op op = type == VBLK_T_IN             ? SRV_OP_READ
+			 : type == VBLK_T_OUT          ? SRV_OP_WRITE
+			 : type == VBLK_T_FLUSH        ? SRV_OP_FLUSH
+			 : type == VBLK_T_DISCARD      ? SRV_OP_TRIM
+			 : type == VBLK_T_WRITE_ZEROES ? SRV_OP_ZERO
+						       : SRV_OP_OTHER;
+	iostat_record(b->io, op, bytes, ns, status != VBLK_S_OK);
+}
+
 /* ---- setup and teardown ---- */
 
 static int open_disk(bs_store *s, void *arg)
@@ -203,6 +219,9 @@ static int open_disk(bs_store *s, void *arg)
 	if (b->readonly)
 		vblk_dev_set_readonly(b->vdev);
 	vblk_dev_set_log(b->vdev, vblk_log, b);
+	b->io = iostats_get(srv_iostats(b->st->srv), b->disk);
+	if (b->io)
+		vblk_dev_set_stats(b->vdev, vblk_stats, b);
 	return 0;
 }
 
@@ -283,7 +302,8 @@ static int get_store(struct cavm *vm, struct blk_set *set, const char *path,
 	struct srv_options o = {
 		.store = st->path,
 		.log_level = cavm_log_enabled(vm, CAVM_LOG_DEBUG) ? SRV_DEBUG
-								   : SRV_INFO,
+								  : SRV_INFO,
+		.log_name = "cavm",
 		.ctl_fn = control_request,
 		.ctl_ctx = vm};
 	int rc = srv_create(&o, &st->srv);
@@ -390,7 +410,7 @@ int cavm_blk_add(struct cavm *vm, const char *spec)
 			 bs_strerror(rc));
 		/* Said in words above; the caller gets an errno. */
 		rc = rc == BS_ENODISK || rc == BS_ENOSNAP ? -ENOENT
-		     : rc < -4095			  ? -EINVAL
+		     : rc < -4095                         ? -EINVAL
 							  : rc;
 		goto fail;
 	}
@@ -422,8 +442,8 @@ int cavm_blk_add(struct cavm *vm, const char *spec)
 	}
 	*set->tail = b;
 	set->tail = &b->next;
-	cavm_log(vm, CAVM_LOG_INFO, "disk %s:%s%s on pci 00:%02x.0", b->st->path,
-		 b->disk, b->readonly ? " (read-only)" : "",
+	cavm_log(vm, CAVM_LOG_INFO, "disk %s:%s%s on pci 00:%02x.0",
+		 b->st->path, b->disk, b->readonly ? " (read-only)" : "",
 		 virtio_pci_dev(b->vp)->slot);
 	return 0;
 fail:
@@ -441,9 +461,8 @@ struct blk_store *blk_stores(struct cavm *vm)
 	return set ? set->stores : NULL;
 }
 
-void blk_foreach(struct cavm *vm, void (*fn)(void *arg,
-					     const struct blk_info *),
-		 void *arg)
+void blk_foreach(struct cavm *vm,
+		 void (*fn)(void *arg, const struct blk_info *), void *arg)
 {
 	struct blk_set *set = set_of(vm, false);
 	for (struct blk *b = set ? set->disks : NULL; b; b = b->next) {

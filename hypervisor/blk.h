@@ -35,9 +35,8 @@ struct blk_info {
 
 struct blk_store *blk_stores(struct cavm *vm);
 /* Calls fn for every disk, in --disk order. */
-void blk_foreach(struct cavm *vm, void (*fn)(void *arg,
-					     const struct blk_info *),
-		 void *arg);
+void blk_foreach(struct cavm *vm,
+		 void (*fn)(void *arg, const struct blk_info *), void *arg);
 /* On st's store thread, after something may have resized its disks (a
  * blkctl command): tell the guest about every capacity that changed. */
 void blk_store_config_check(struct cavm *vm, struct blk_store *st);

@@ -100,8 +100,8 @@ static int load_bzimage(struct cavm *vm, const struct image *im,
 	const uint8_t *h = im->p;
 	unsigned version = le16_get(h + SH_VERSION);
 	unsigned sects = h[SH_SETUP_SECTS] ? h[SH_SETUP_SECTS] : 4;
-	uint64_t off = (uint64_t)(sects + 1) * 512 +
-		       le32_get(h + SH_PAYLOAD_OFFSET);
+	uint64_t off =
+		(uint64_t)(sects + 1) * 512 + le32_get(h + SH_PAYLOAD_OFFSET);
 	uint64_t plen = le32_get(h + SH_PAYLOAD_LENGTH);
 	const char *format = "?";
 	uint8_t *elf = NULL;
@@ -126,8 +126,8 @@ static int load_bzimage(struct cavm *vm, const struct image *im,
 	ret = cavm_decompress(im->p + off, plen, &elf, &elf_len, &format);
 	if (ret < 0) {
 		cavm_log(vm, CAVM_LOG_ERROR,
-			 "kernel: cannot decompress the %s payload: %s",
-			 format, strerror(-ret));
+			 "kernel: cannot decompress the %s payload: %s", format,
+			 strerror(-ret));
 		return ret;
 	}
 	cavm_log(vm, CAVM_LOG_DEBUG,
@@ -198,7 +198,8 @@ int cavm_boot_load(struct cavm *vm, struct cavm_boot *b)
 		ret = cavm_elf_load(vm, im.p, im.len, &b->entry, &end);
 	} else if (is_bzimage(&im)) {
 		hdr = im.p + SH_SETUP_SECTS;
-		hdr_len = (size_t)SH_HEADER + im.p[SH_JUMP_END] - SH_SETUP_SECTS;
+		hdr_len =
+			(size_t)SH_HEADER + im.p[SH_JUMP_END] - SH_SETUP_SECTS;
 		if (le16_get(im.p + SH_VERSION) >= 0x0206 &&
 		    le32_get(im.p + SH_CMDLINE_SIZE) < cmdline_max)
 			cmdline_max = le32_get(im.p + SH_CMDLINE_SIZE);

@@ -263,9 +263,9 @@ int control_request(void *ctx, struct srv_conn *c, json_object *req,
 			       json_object_new_string(state(vm)));
 	json_object_object_add(reply, "cpus",
 			       json_object_new_int((int)cavm_ncpus(vm)));
-	json_object_object_add(reply, "mem",
-			       json_object_new_int64(
-				       (int64_t)cavm_ram_bytes(vm)));
+	json_object_object_add(
+		reply, "mem",
+		json_object_new_int64((int64_t)cavm_ram_bytes(vm)));
 	json_object_object_add(reply, "uptime_s",
 			       json_object_new_int64(uptime_s(ctl)));
 	json_object_object_add(reply, "stores", json_object_new_int((int)n));

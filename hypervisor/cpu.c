@@ -97,17 +97,17 @@ static void msrs_init(struct cavm *vm, struct cavm_vcpu *c)
 		uint32_t index;
 		uint64_t value;
 	} msrs[] = {
-		{0x174, 0},        /* IA32_SYSENTER_CS */
-		{0x175, 0},        /* IA32_SYSENTER_ESP */
-		{0x176, 0},        /* IA32_SYSENTER_EIP */
-		{0xc0000081, 0},   /* STAR */
-		{0xc0000082, 0},   /* LSTAR */
-		{0xc0000083, 0},   /* CSTAR */
-		{0xc0000084, 0},   /* SYSCALL_MASK */
-		{0xc0000102, 0},   /* KERNEL_GS_BASE */
-		{0x10, 0},         /* TSC */
-		{0x1a0, 1},        /* IA32_MISC_ENABLE: fast strings */
-		{0x2ff, 0x806},    /* MTRR default type: on, write-back */
+		{0x174, 0},      /* IA32_SYSENTER_CS */
+		{0x175, 0},      /* IA32_SYSENTER_ESP */
+		{0x176, 0},      /* IA32_SYSENTER_EIP */
+		{0xc0000081, 0}, /* STAR */
+		{0xc0000082, 0}, /* LSTAR */
+		{0xc0000083, 0}, /* CSTAR */
+		{0xc0000084, 0}, /* SYSCALL_MASK */
+		{0xc0000102, 0}, /* KERNEL_GS_BASE */
+		{0x10, 0},       /* TSC */
+		{0x1a0, 1},      /* IA32_MISC_ENABLE: fast strings */
+		{0x2ff, 0x806},  /* MTRR default type: on, write-back */
 	};
 	struct {
 		struct kvm_msrs h;
@@ -258,8 +258,7 @@ void cavm_cpu_dump(struct cavm *vm, struct cavm_vcpu *c)
 		 "  rax %016llx rbx %016llx rcx %016llx rdx %016llx",
 		 (unsigned long long)r.rax, (unsigned long long)r.rbx,
 		 (unsigned long long)r.rcx, (unsigned long long)r.rdx);
-	cavm_log(vm, CAVM_LOG_ERROR,
-		 "  rsi %016llx rdi %016llx rbp %016llx", 
+	cavm_log(vm, CAVM_LOG_ERROR, "  rsi %016llx rdi %016llx rbp %016llx",
 		 (unsigned long long)r.rsi, (unsigned long long)r.rdi,
 		 (unsigned long long)r.rbp);
 	cavm_log(vm, CAVM_LOG_ERROR,

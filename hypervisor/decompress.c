@@ -76,9 +76,9 @@ static int gunzip(const uint8_t *in, size_t len, struct outbuf *o)
 		if (ret < 0)
 			break;
 		z.next_out = o->p + o->len;
-		z.avail_out = (uInt)(o->cap - o->len > UINT32_MAX
-					     ? UINT32_MAX
-					     : o->cap - o->len);
+		z.avail_out =
+			(uInt)(o->cap - o->len > UINT32_MAX ? UINT32_MAX
+							    : o->cap - o->len);
 		zr = inflate(&z, Z_NO_FLUSH);
 		o->len = (size_t)(z.next_out - o->p);
 		if (zr != Z_OK && zr != Z_STREAM_END)
@@ -202,7 +202,10 @@ int cavm_decompress(const uint8_t *in, size_t len, uint8_t **out,
 		int (*fn)(const uint8_t *, size_t, struct outbuf *);
 	} fmts[] = {
 		{"gzip", "\x1f\x8b", 2, gunzip},
-		{"xz", "\xfd" "7zXZ\0", 6, unxz},
+		{"xz",
+		 "\xfd"
+		 "7zXZ\0",
+		 6, unxz},
 		{"zstd", "\x28\xb5\x2f\xfd", 4, unzstd},
 		{"lz4", "\x02\x21\x4c\x18", 4, unlz4},
 		{"bzip2", "BZh", 3, NULL},

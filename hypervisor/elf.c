@@ -26,6 +26,52 @@ static bool in_file(size_t len, uint64_t off, uint64_t n)
 	return off <= len && n <= len - off;
 }
 
+/* One program header: check it (copy false) or copy it.  Returns 1 for
+ * a loaded segment, 0 for one that is not loaded, or -ENOEXEC. */
+static int segment(struct cavm *vm, const uint8_t *img, size_t len,
+		   const uint8_t *ph, unsigned i, bool copy, uint64_t e_entry,
+		   uint64_t *entry, bool *entry_ok, uint64_t *top)
+{
+	uint64_t off = le64_get(ph + 8), vaddr = le64_get(ph + 16);
+	uint64_t paddr = le64_get(ph + 24), filesz = le64_get(ph + 32);
+	uint64_t memsz = le64_get(ph + 40);
+	uint8_t *dst;
+
+	if (le32_get(ph) != PT_LOAD || memsz == 0)
+		return 0;
+	if (filesz > memsz || !in_file(len, off, filesz)) {
+		cavm_log(vm, CAVM_LOG_ERROR,
+			 "kernel: ELF segment %u has a bad size or lies "
+			 "outside the file",
+			 i);
+		return -ENOEXEC;
+	}
+	dst = paddr >= CAVM_KERNEL_MIN ? cavm_gpa_ptr(vm, paddr, memsz) : NULL;
+	if (!dst) {
+		cavm_log(vm, CAVM_LOG_ERROR,
+			 "kernel: ELF segment %u at 0x%llx+0x%llx is not "
+			 "inside guest RAM above 1 MiB (try more --mem)",
+			 i, (unsigned long long)paddr,
+			 (unsigned long long)memsz);
+		return -ENOEXEC;
+	}
+	if (copy) {
+		memcpy(dst, img + off, filesz);
+		memset(dst + filesz, 0, memsz - filesz);
+		return 1;
+	}
+	if (paddr + memsz > *top)
+		*top = paddr + memsz;
+	if (!*entry_ok && e_entry >= paddr && e_entry - paddr < memsz) {
+		*entry = e_entry;
+		*entry_ok = true;
+	} else if (!*entry_ok && e_entry >= vaddr && e_entry - vaddr < memsz) {
+		*entry = paddr + (e_entry - vaddr);
+		*entry_ok = true;
+	}
+	return 1;
+}
+
 int cavm_elf_load(struct cavm *vm, const uint8_t *img, size_t len,
 		  uint64_t *entry, uint64_t *end)
 {
@@ -41,8 +87,9 @@ int cavm_elf_load(struct cavm *vm, const uint8_t *img, size_t len,
 		return -ENOEXEC;
 	}
 	if (le16_get(img + 18) != EM_X86_64) {
-		cavm_log(vm, CAVM_LOG_ERROR, "kernel: ELF machine %u is not "
-					     "x86-64",
+		cavm_log(vm, CAVM_LOG_ERROR,
+			 "kernel: ELF machine %u is not "
+			 "x86-64",
 			 le16_get(img + 18));
 		return -ENOEXEC;
 	}
@@ -56,57 +103,34 @@ int cavm_elf_load(struct cavm *vm, const uint8_t *img, size_t len,
 			 "kernel: ELF program headers outside the file");
 		return -ENOEXEC;
 	}
-	for (unsigned i = 0; i < phnum; i++) {
-		const uint8_t *ph = img + phoff + (uint64_t)i * phentsize;
-		uint64_t off = le64_get(ph + 8), vaddr = le64_get(ph + 16);
-		uint64_t paddr = le64_get(ph + 24), filesz = le64_get(ph + 32);
-		uint64_t memsz = le64_get(ph + 40);
-		uint8_t *dst;
+	/* Pass 0 checks every segment, pass 1 copies: a bad image leaves
+	 * guest memory as it was. */
+	for (int pass = 0; pass < 2; pass++) {
+		for (unsigned i = 0; i < phnum; i++) {
+			const uint8_t *ph =
+				img + phoff + (uint64_t)i * phentsize;
+			int ret = segment(vm, img, len, ph, i, pass == 1,
+					  e_entry, entry, &entry_ok, &top);
 
-		if (le32_get(ph) != PT_LOAD || memsz == 0)
-			continue;
-		if (filesz > memsz || !in_file(len, off, filesz)) {
+			if (ret < 0)
+				return ret;
+			loads += ret > 0 && pass == 0;
+		}
+		if (pass == 1)
+			break;
+		if (loads == 0) {
 			cavm_log(vm, CAVM_LOG_ERROR,
-				 "kernel: ELF segment %u has a bad size or "
-				 "lies outside the file",
-				 i);
+				 "kernel: ELF has no loadable "
+				 "segment");
 			return -ENOEXEC;
 		}
-		dst = paddr >= CAVM_KERNEL_MIN ? cavm_gpa_ptr(vm, paddr, memsz)
-					       : NULL;
-		if (!dst) {
-			cavm_log(vm, CAVM_LOG_ERROR,
-				 "kernel: ELF segment %u at 0x%llx+0x%llx "
-				 "is not inside guest RAM above 1 MiB "
-				 "(try more --mem)",
-				 i, (unsigned long long)paddr,
-				 (unsigned long long)memsz);
+		if (!entry_ok) {
+			cavm_log(
+				vm, CAVM_LOG_ERROR,
+				"kernel: ELF entry 0x%llx is in no loaded segment",
+				(unsigned long long)e_entry);
 			return -ENOEXEC;
 		}
-		memcpy(dst, img + off, filesz);
-		memset(dst + filesz, 0, memsz - filesz);
-		if (paddr + memsz > top)
-			top = paddr + memsz;
-		if (!entry_ok && e_entry >= paddr && e_entry - paddr < memsz) {
-			*entry = e_entry;
-			entry_ok = true;
-		} else if (!entry_ok && e_entry >= vaddr &&
-			   e_entry - vaddr < memsz) {
-			*entry = paddr + (e_entry - vaddr);
-			entry_ok = true;
-		}
-		loads++;
-	}
-	if (loads == 0) {
-		cavm_log(vm, CAVM_LOG_ERROR, "kernel: ELF has no loadable "
-					     "segment");
-		return -ENOEXEC;
-	}
-	if (!entry_ok) {
-		cavm_log(vm, CAVM_LOG_ERROR,
-			 "kernel: ELF entry 0x%llx is in no loaded segment",
-			 (unsigned long long)e_entry);
-		return -ENOEXEC;
 	}
 	*end = top;
 	return 0;

@@ -16,8 +16,8 @@
 
 #define EXIT_PORT 0xf4
 
-static void exitport_io(void *opaque, uint64_t off, uint8_t *data,
-			unsigned len, bool is_write)
+static void exitport_io(void *opaque, uint64_t off, uint8_t *data, unsigned len,
+			bool is_write)
 {
 	struct cavm *vm = opaque;
 	uint32_t v = 0;

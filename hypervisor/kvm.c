@@ -1,19 +1,17 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 /*
- * kvm.c - one VM: the KVM file descriptors, guest RAM, the in-kernel
- * irqchip and PIT, the port/MMIO handler tables, MSI routes, irqfds and
- * ioeventfds, logging, and the stop/exit-hook sequence.  The vCPU threads
- * are vcpu.c; pausing them is here because it is VM state.
+ * kvm.c - one VM: the KVM file descriptors, guest RAM, logging, pause and
+ * resume, and the stop/exit-hook sequence.  The vCPU threads are vcpu.c,
+ * interrupts irq.c, the port/MMIO handler tables io.c.
  *
- * The one idea: a guest access KVM cannot finish becomes one call to a
- * registered handler, found in a small sorted table under a rwlock; all
- * other guest interaction is KVM's (irqchip, irqfd, ioeventfd), and this
- * file only keeps KVM's tables in step with what devices ask for.
+ * The one idea: the VM ends one way only.  Whoever wants it to end calls
+ * cavm_request_stop(); the main thread, waiting in cavm_run(), then joins
+ * the vCPU threads and runs the exit hooks, so devices flush their disks
+ * with no vCPU left to touch them.
  *
  * Invariants: guest RAM is [0, min(mem, 3 GiB)) plus [4 GiB, ...) and
- * nothing else; KVM's GSI routing table is always the default irqchip
- * routes (GSIs 0..23) plus every allocated MSI route; exit hooks run
- * exactly once, after every vCPU thread has returned.
+ * nothing else; exit hooks run exactly once, after every vCPU thread has
+ * returned (or on a failed setup, from cavm_destroy()).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -63,7 +61,10 @@ void cavm_log(struct cavm *vm, int level, const char *fmt, ...)
 		return;
 	/* One write per line, so lines from threads never interleave. */
 	fprintf(stderr, "cavm: %s%s\n",
-		names[level < 0 ? 0 : level > 3 ? 3 : level], line);
+		names[level < 0   ? 0
+		      : level > 3 ? 3
+				  : level],
+		line);
 }
 
 /* ---- guest memory ---- */
@@ -145,262 +146,6 @@ static int ram_init(struct cavm *vm)
 		cavm_log(vm, CAVM_LOG_ERROR, "KVM_SET_USER_MEMORY_REGION: %s",
 			 strerror(-ret));
 	return ret;
-}
-
-/* ---- interrupts ---- */
-
-static int routes_commit(struct cavm *vm)
-{
-	size_t sz = sizeof(struct kvm_irq_routing) +
-		    vm->nroutes * sizeof(struct kvm_irq_routing_entry);
-	struct kvm_irq_routing *t = calloc(1, sz);
-	int ret = 0;
-
-	if (!t)
-		return -ENOMEM;
-	t->nr = vm->nroutes;
-	memcpy(t->entries, vm->routes,
-	       vm->nroutes * sizeof(struct kvm_irq_routing_entry));
-	if (ioctl(vm->vm_fd, KVM_SET_GSI_ROUTING, t) < 0)
-		ret = -errno;
-	free(t);
-	return ret;
-}
-
-static void route_irqchip(struct cavm *vm, unsigned gsi, unsigned chip,
-			  unsigned pin)
-{
-	struct kvm_irq_routing_entry *e = &vm->routes[vm->nroutes++];
-
-	memset(e, 0, sizeof(*e));
-	e->gsi = gsi;
-	e->type = KVM_IRQ_ROUTING_IRQCHIP;
-	e->u.irqchip.irqchip = chip;
-	e->u.irqchip.pin = pin;
-}
-
-/* KVM's own default table (PIC for GSIs 0..15, IOAPIC for 0..23): setting
- * any route replaces the whole table, so ours starts as a copy of it. */
-static int irq_init(struct cavm *vm)
-{
-	struct kvm_pit_config pit = {.flags = KVM_PIT_SPEAKER_DUMMY};
-
-	if (ioctl(vm->vm_fd, KVM_SET_TSS_ADDR, 0xfffbd000ul) < 0)
-		return -errno;
-	if (ioctl(vm->vm_fd, KVM_CREATE_IRQCHIP) < 0)
-		return -errno;
-	if (ioctl(vm->vm_fd, KVM_CREATE_PIT2, &pit) < 0)
-		return -errno;
-	vm->routes = calloc(CAVM_MAX_GSI, sizeof(*vm->routes));
-	if (!vm->routes)
-		return -ENOMEM;
-	for (unsigned i = 0; i < 16; i++)
-		route_irqchip(vm, i,
-			      i < 8 ? KVM_IRQCHIP_PIC_MASTER
-				    : KVM_IRQCHIP_PIC_SLAVE,
-			      i % 8);
-	for (unsigned i = 0; i < CAVM_IOAPIC_PINS; i++)
-		route_irqchip(vm, i, KVM_IRQCHIP_IOAPIC, i);
-	vm->next_gsi = CAVM_IOAPIC_PINS;
-	return routes_commit(vm);
-}
-
-int cavm_irq_line(struct cavm *vm, unsigned gsi, int level)
-{
-	struct kvm_irq_level l = {.irq = gsi, .level = level ? 1 : 0};
-
-	if (gsi >= CAVM_IOAPIC_PINS)
-		return -EINVAL;
-	if (ioctl(vm->vm_fd, KVM_IRQ_LINE, &l) < 0)
-		return -errno;
-	return 0;
-}
-
-int cavm_msi_alloc(struct cavm *vm, unsigned *gsi)
-{
-	int ret = -ENOSPC;
-
-	pthread_mutex_lock(&vm->msi_lock);
-	if (vm->next_gsi < CAVM_MAX_GSI) {
-		*gsi = vm->next_gsi++;
-		ret = 0;
-	}
-	pthread_mutex_unlock(&vm->msi_lock);
-	return ret;
-}
-
-int cavm_msi_route(struct cavm *vm, unsigned gsi, uint64_t addr,
-		   uint32_t data, bool masked)
-{
-	struct kvm_irq_routing_entry *e = NULL;
-	int ret;
-
-	if (gsi < CAVM_IOAPIC_PINS || gsi >= CAVM_MAX_GSI)
-		return -EINVAL;
-	pthread_mutex_lock(&vm->msi_lock);
-	if (gsi >= vm->next_gsi) {
-		pthread_mutex_unlock(&vm->msi_lock);
-		return -EINVAL;
-	}
-	for (unsigned i = 0; i < vm->nroutes; i++)
-		if (vm->routes[i].gsi == gsi)
-			e = &vm->routes[i];
-	if (masked) {
-		/* No route: an irqfd signalled meanwhile delivers nothing. */
-		if (e)
-			*e = vm->routes[--vm->nroutes];
-	} else {
-		if (!e) {
-			e = &vm->routes[vm->nroutes++];
-			memset(e, 0, sizeof(*e));
-		}
-		e->gsi = gsi;
-		e->type = KVM_IRQ_ROUTING_MSI;
-		e->u.msi.address_lo = (uint32_t)addr;
-		e->u.msi.address_hi = (uint32_t)(addr >> 32);
-		e->u.msi.data = data;
-	}
-	ret = routes_commit(vm);
-	pthread_mutex_unlock(&vm->msi_lock);
-	return ret;
-}
-
-int cavm_irqfd(struct cavm *vm, int efd, unsigned gsi, bool assign)
-{
-	struct kvm_irqfd f = {
-		.fd = (uint32_t)efd,
-		.gsi = gsi,
-		.flags = assign ? 0 : KVM_IRQFD_FLAG_DEASSIGN,
-	};
-
-	if (ioctl(vm->vm_fd, KVM_IRQFD, &f) < 0)
-		return -errno;
-	return 0;
-}
-
-int cavm_msi_signal(struct cavm *vm, uint64_t addr, uint32_t data)
-{
-	struct kvm_msi m = {
-		.address_lo = (uint32_t)addr,
-		.address_hi = (uint32_t)(addr >> 32),
-		.data = data,
-	};
-
-	/* > 0: delivered, 0: the guest blocked it; both are fine. */
-	if (ioctl(vm->vm_fd, KVM_SIGNAL_MSI, &m) < 0)
-		return -errno;
-	return 0;
-}
-
-int cavm_ioeventfd(struct cavm *vm, int efd, uint64_t addr, unsigned len,
-		   bool pio, bool assign)
-{
-	struct kvm_ioeventfd e = {
-		.addr = addr,
-		.len = len,
-		.fd = efd,
-		.flags = (pio ? KVM_IOEVENTFD_FLAG_PIO : 0) |
-			 (assign ? 0 : KVM_IOEVENTFD_FLAG_DEASSIGN),
-	};
-
-	if (len != 0 && len != 1 && len != 2 && len != 4 && len != 8)
-		return -EINVAL;
-	if (ioctl(vm->vm_fd, KVM_IOEVENTFD, &e) < 0)
-		return -errno;
-	return 0;
-}
-
-/* ---- port and MMIO handlers ---- */
-
-static int io_register(struct cavm *vm, struct cavm_io_space *s,
-		       uint64_t base, uint64_t len, cavm_io_fn fn, void *opaque)
-{
-	unsigned i;
-	int ret = 0;
-
-	if (len == 0 || !fn || base + len < base)
-		return -EINVAL;
-	pthread_rwlock_wrlock(&s->lock);
-	for (i = 0; i < s->n && s->r[i].base < base; i++)
-		;
-	if ((i > 0 && s->r[i - 1].base + s->r[i - 1].len > base) ||
-	    (i < s->n && base + len > s->r[i].base))
-		ret = -EEXIST;
-	else if (s->n == CAVM_MAX_IO)
-		ret = -ENOSPC;
-	if (ret == 0) {
-		memmove(&s->r[i + 1], &s->r[i], (s->n - i) * sizeof(s->r[0]));
-		s->r[i] = (struct cavm_io_range){base, len, fn, opaque};
-		s->n++;
-	}
-	pthread_rwlock_unlock(&s->lock);
-	if (ret < 0)
-		cavm_log(vm, CAVM_LOG_DEBUG,
-			 "cannot register %s 0x%llx+0x%llx: %s",
-			 s == &vm->pio ? "port" : "MMIO",
-			 (unsigned long long)base, (unsigned long long)len,
-			 strerror(-ret));
-	return ret;
-}
-
-int cavm_pio_register(struct cavm *vm, uint16_t base, uint16_t len,
-		      cavm_io_fn fn, void *opaque)
-{
-	if ((uint32_t)base + len > 0x10000)
-		return -EINVAL;
-	return io_register(vm, &vm->pio, base, len, fn, opaque);
-}
-
-int cavm_mmio_register(struct cavm *vm, uint64_t base, uint64_t len,
-		       cavm_io_fn fn, void *opaque)
-{
-	return io_register(vm, &vm->mmio, base, len, fn, opaque);
-}
-
-int cavm_mmio_unregister(struct cavm *vm, uint64_t base)
-{
-	struct cavm_io_space *s = &vm->mmio;
-	int ret = -ENOENT;
-
-	pthread_rwlock_wrlock(&s->lock);
-	for (unsigned i = 0; i < s->n; i++) {
-		if (s->r[i].base != base)
-			continue;
-		memmove(&s->r[i], &s->r[i + 1],
-			(s->n - i - 1) * sizeof(s->r[0]));
-		s->n--;
-		ret = 0;
-		break;
-	}
-	pthread_rwlock_unlock(&s->lock);
-	return ret;
-}
-
-void cavm_io_dispatch(struct cavm *vm, bool pio, uint64_t addr, uint8_t *data,
-		      unsigned len, bool is_write)
-{
-	struct cavm_io_space *s = pio ? &vm->pio : &vm->mmio;
-	const struct cavm_io_range *hit = NULL;
-
-	pthread_rwlock_rdlock(&s->lock);
-	for (unsigned i = 0; i < s->n; i++) {
-		const struct cavm_io_range *r = &s->r[i];
-
-		if (addr >= r->base && addr - r->base < r->len) {
-			hit = r;
-			break;
-		}
-	}
-	if (hit) {
-		hit->fn(hit->opaque, addr - hit->base, data, len, is_write);
-	} else {
-		if (!is_write)
-			memset(data, 0xff, len);
-		cavm_log(vm, CAVM_LOG_DEBUG, "unclaimed %s %s 0x%llx len %u",
-			 pio ? "port" : "MMIO", is_write ? "write" : "read",
-			 (unsigned long long)addr, len);
-	}
-	pthread_rwlock_unlock(&s->lock);
 }
 
 /* ---- pause, stop, exit hooks ---- */
@@ -565,7 +310,7 @@ int cavm_create(const struct cavm_config *cfg, struct cavm **out)
 	ret = ram_init(vm);
 	if (ret < 0)
 		return ret;
-	ret = irq_init(vm);
+	ret = cavm_irq_init(vm);
 	if (ret < 0) {
 		cavm_log(vm, CAVM_LOG_ERROR, "cannot set up the irqchip: %s",
 			 strerror(-ret));

@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 /*
  * main.c - the cavm program: `cavm run ...` options, then the VM built
- * in a fixed order (KVM and RAM, core devices, PCI and disks, control
- * socket, kernel, MP table) and run until something stops it.
+ * in a fixed order (KVM and RAM, the kernel, core devices, PCI and disks,
+ * control socket, MP table, ACPI) and run until something stops it.
  *
  *   cavm run --kernel FILE [--initrd FILE] [--cmdline S] [--mem SIZE]
  *            [--cpus N] [--disk STORE:DISK[,ro]]... [--serial stdio|FILE]
@@ -95,12 +95,30 @@ static uint64_t parse_size(const char *s)
 	if (errno)
 		return 0;
 	switch (*end) {
-	case 'k': case 'K': shift = 10; end++; break;
-	case 'm': case 'M': shift = 20; end++; break;
-	case 'g': case 'G': shift = 30; end++; break;
-	case 't': case 'T': shift = 40; end++; break;
-	case '\0': break;
-	default: return 0;
+	case 'k':
+	case 'K':
+		shift = 10;
+		end++;
+		break;
+	case 'm':
+	case 'M':
+		shift = 20;
+		end++;
+		break;
+	case 'g':
+	case 'G':
+		shift = 30;
+		end++;
+		break;
+	case 't':
+	case 'T':
+		shift = 40;
+		end++;
+		break;
+	case '\0':
+		break;
+	default:
+		return 0;
 	}
 	if ((*end == 'i' || *end == 'B') && shift != 0)
 		end += (*end == 'i' && end[1] == 'B') ? 2 : 1;
@@ -111,7 +129,11 @@ static uint64_t parse_size(const char *s)
 
 static int parse_args(int argc, char **argv, struct opts *o)
 {
-	enum { OPT_CONTROL = 256, OPT_HUGE, OPT_VERSION };
+	enum {
+		OPT_CONTROL = 256,
+		OPT_HUGE,
+		OPT_VERSION
+	};
 	static const struct option lo[] = {
 		{"kernel", required_argument, NULL, 'k'},
 		{"initrd", required_argument, NULL, 'i'},
@@ -139,13 +161,27 @@ static int parse_args(int argc, char **argv, struct opts *o)
 		unsigned long n;
 
 		switch (c) {
-		case 'k': o->kernel = optarg; break;
-		case 'i': o->initrd = optarg; break;
-		case 'c': o->cmdline = optarg; break;
-		case 's': o->serial = optarg; break;
-		case OPT_CONTROL: o->control = optarg; break;
-		case OPT_HUGE: o->cfg.hugepages = true; break;
-		case 'v': o->cfg.log_level = CAVM_LOG_DEBUG; break;
+		case 'k':
+			o->kernel = optarg;
+			break;
+		case 'i':
+			o->initrd = optarg;
+			break;
+		case 'c':
+			o->cmdline = optarg;
+			break;
+		case 's':
+			o->serial = optarg;
+			break;
+		case OPT_CONTROL:
+			o->control = optarg;
+			break;
+		case OPT_HUGE:
+			o->cfg.hugepages = true;
+			break;
+		case 'v':
+			o->cfg.log_level = CAVM_LOG_DEBUG;
+			break;
 		case 'm':
 			o->cfg.mem_bytes = parse_size(optarg);
 			if (o->cfg.mem_bytes < MEM_MIN ||
@@ -224,6 +260,8 @@ static int setup(struct cavm *vm, struct opts *o)
 		ret = cavm_control_start(vm, o->control);
 	if (ret == 0)
 		ret = cavm_mptable_write(vm);
+	if (ret == 0)
+		ret = cavm_acpi_init(vm);
 	return ret;
 }
 
@@ -235,8 +273,8 @@ int main(int argc, char **argv)
 	sigset_t set;
 	int ret;
 
-	if (argc >= 2 && (strcmp(argv[1], "--help") == 0 ||
-			  strcmp(argv[1], "-h") == 0)) {
+	if (argc >= 2 &&
+	    (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)) {
 		usage(stdout);
 		return 0;
 	}

@@ -99,9 +99,9 @@ int cavm_mptable_write(struct cavm *vm)
 	p = mpc + MPC_HDR_SIZE;
 	cpuid1(vm, &sig, &feat);
 	for (unsigned i = 0; i < n; i++, count++) {
-		p[0] = 0;              /* processor */
-		p[1] = (uint8_t)i;     /* local APIC id */
-		p[2] = 0x14;           /* local APIC version */
+		p[0] = 0;                    /* processor */
+		p[1] = (uint8_t)i;           /* local APIC id */
+		p[2] = 0x14;                 /* local APIC version */
 		p[3] = 1 | (i == 0 ? 2 : 0); /* enabled, boot processor */
 		le32_put(p + 4, sig);
 		le32_put(p + 8, feat);

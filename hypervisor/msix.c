@@ -21,9 +21,8 @@
 
 static bool masked(const struct msix *m, unsigned v)
 {
-	return m->maskall ||
-	       (le32_get(m->table + v * MSIX_ENTRY_SIZE + 12) &
-		MSIX_VECTOR_MASKED);
+	return m->maskall || (le32_get(m->table + v * MSIX_ENTRY_SIZE + 12) &
+			      MSIX_VECTOR_MASKED);
 }
 
 static void fire(struct msix *m, unsigned v)
@@ -141,8 +140,8 @@ void msix_table_access(struct msix *m, uint64_t off, uint8_t *data,
 	pthread_mutex_unlock(&m->lock);
 }
 
-void msix_pba_access(struct msix *m, uint64_t off, uint8_t *data,
-		     unsigned len, bool is_write)
+void msix_pba_access(struct msix *m, uint64_t off, uint8_t *data, unsigned len,
+		     bool is_write)
 {
 	if (is_write)
 		return;

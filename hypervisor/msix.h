@@ -56,8 +56,8 @@ void msix_cfg_written(struct msix *m, struct pci_dev *d);
 /* Guest accesses to the table and the PBA (off relative to each). */
 void msix_table_access(struct msix *m, uint64_t off, uint8_t *data,
 		       unsigned len, bool is_write);
-void msix_pba_access(struct msix *m, uint64_t off, uint8_t *data,
-		     unsigned len, bool is_write);
+void msix_pba_access(struct msix *m, uint64_t off, uint8_t *data, unsigned len,
+		     bool is_write);
 bool msix_enabled(struct msix *m);
 /* Raise vector v (any thread): delivered now, or left pending if masked.
  * false if MSI-X is off or v is out of range (the caller uses INTx). */

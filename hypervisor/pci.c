@@ -70,7 +70,8 @@ int pci_dev_add_bar(struct pci_dev *d, unsigned bar, uint32_t size,
 	if (bar >= PCI_NUM_BARS || size < 4096 || (size & (size - 1)) ||
 	    d->bar[bar].size)
 		return -EINVAL;
-	d->bar[bar] = (struct pci_bar){.size = size, .fn = fn, .opaque = opaque};
+	d->bar[bar] =
+		(struct pci_bar){.size = size, .fn = fn, .opaque = opaque};
 	/* 32-bit, non-prefetchable memory: flag bits 0; size bits fixed. */
 	le32_put(d->wmask + PCI_BAR0 + 4 * bar, ~(size - 1));
 	return 0;
@@ -145,8 +146,8 @@ static void cfg_write(struct pci_dev *d, unsigned reg, const uint8_t *data,
 {
 	for (unsigned i = 0; i < len; i++) {
 		uint8_t m = d->wmask[reg + i];
-		d->cfg[reg + i] = (uint8_t)((d->cfg[reg + i] & ~m) |
-					    (data[i] & m));
+		d->cfg[reg + i] =
+			(uint8_t)((d->cfg[reg + i] & ~m) | (data[i] & m));
 	}
 	if (reg < PCI_COMMAND + 2 && reg + len > PCI_COMMAND)
 		update_bars(d);
@@ -223,17 +224,18 @@ int pci_register(struct cavm *vm, struct pci_dev *d)
 	p->mmio_next = next;
 	d->vm = vm;
 	d->slot = p->nslots;
-	d->gsi = PCI_INTX_GSI_BASE + (d->slot - 1) % (CAVM_IOAPIC_PINS -
-						      PCI_INTX_GSI_BASE);
+	d->gsi = PCI_INTX_GSI_BASE +
+		 (d->slot - 1) % (CAVM_IOAPIC_PINS - PCI_INTX_GSI_BASE);
 	d->cfg[PCI_INTERRUPT_LINE] = (uint8_t)d->gsi;
 	le16_put(d->cfg + PCI_COMMAND,
 		 pci_cfg16(d, PCI_COMMAND) | PCI_COMMAND_MEMORY);
 	p->slot[p->nslots++] = d;
 	update_bars(d);
 	pthread_mutex_unlock(&p->lock);
-	cavm_log(vm, CAVM_LOG_DEBUG, "pci 00:%02x.0: %04x:%04x, INTA# on GSI %u",
-		 d->slot, pci_cfg16(d, PCI_VENDOR_ID),
-		 pci_cfg16(d, PCI_DEVICE_ID), d->gsi);
+	cavm_log(vm, CAVM_LOG_DEBUG,
+		 "pci 00:%02x.0: %04x:%04x, INTA# on GSI %u", d->slot,
+		 pci_cfg16(d, PCI_VENDOR_ID), pci_cfg16(d, PCI_DEVICE_ID),
+		 d->gsi);
 	return 0;
 }
 

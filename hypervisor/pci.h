@@ -94,7 +94,7 @@ struct pci_dev {
 	unsigned slot;    /* device number on bus 0, set by pci_register */
 	unsigned gsi;     /* INTx line (IOAPIC pin), set by pci_register */
 	const struct pci_dev_ops *ops;
-	void *opaque;     /* the device's own state */
+	void *opaque; /* the device's own state */
 	struct cavm *vm;
 };
 

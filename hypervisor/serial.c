@@ -192,8 +192,8 @@ static void reg_write(struct serial *s, unsigned reg, uint8_t v)
 	}
 }
 
-static void serial_io(void *opaque, uint64_t off, uint8_t *data,
-		      unsigned len, bool is_write)
+static void serial_io(void *opaque, uint64_t off, uint8_t *data, unsigned len,
+		      bool is_write)
 {
 	struct serial *s = opaque;
 
@@ -306,8 +306,9 @@ int cavm_serial_init(struct cavm *vm, const struct cavm_serial_opts *o)
 	pthread_cond_init(&s->room, NULL);
 	s->out_fd = STDOUT_FILENO;
 	if (o->out_path) {
-		s->out_fd = open(o->out_path,
-				 O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+		s->out_fd =
+			open(o->out_path,
+			     O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
 		if (s->out_fd < 0) {
 			ret = -errno;
 			cavm_log(vm, CAVM_LOG_ERROR, "serial output %s: %s",

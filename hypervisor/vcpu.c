@@ -101,8 +101,7 @@ static bool handle_exit(struct cavm_vcpu *c)
 		uint8_t *data = (uint8_t *)r + r->io.data_offset;
 
 		for (uint32_t i = 0; i < r->io.count; i++) {
-			cavm_io_dispatch(vm, true, r->io.port, data,
-					 r->io.size,
+			cavm_io_dispatch(vm, true, r->io.port, data, r->io.size,
 					 r->io.direction == KVM_EXIT_IO_OUT);
 			data += r->io.size;
 		}

@@ -113,7 +113,12 @@ static void raise_irq(struct virtio_pci *vp, uint16_t vector, uint8_t isr_bit)
 			msix_raise(&vp->msix, vector);
 		return;
 	}
-	set_intx(vp, true);
+	/* The command register's INTx disable (written under the bus
+	 * lock; one byte, read once). */
+	uint8_t cmd_hi = __atomic_load_n(&vp->pci.cfg[PCI_COMMAND + 1],
+					 __ATOMIC_RELAXED);
+	if (!(cmd_hi & (PCI_COMMAND_INTX_DISABLE >> 8)))
+		set_intx(vp, true);
 }
 
 void virtio_pci_queue_irq(struct virtio_pci *vp, unsigned q)
@@ -213,8 +218,9 @@ static uint64_t common_read(struct virtio_pci *vp, unsigned off)
 		return vp->dev_feat_sel;
 	case 0x04:
 		f = vp->ops->features(vp->opaque);
-		return vp->dev_feat_sel < 2 ? (uint32_t)(f >> (32 * vp->dev_feat_sel))
-					    : 0;
+		return vp->dev_feat_sel < 2
+			       ? (uint32_t)(f >> (32 * vp->dev_feat_sel))
+			       : 0;
 	case 0x08:
 		return vp->drv_feat_sel;
 	case 0x0c:
@@ -326,8 +332,8 @@ static void reset_regs(struct virtio_pci *vp)
 static bool common_write(struct virtio_pci *vp, unsigned off, uint64_t v,
 			 unsigned len)
 {
-	struct vq_regs *r = vp->queue_sel < vp->nq ? &vp->q[vp->queue_sel]
-						   : NULL;
+	struct vq_regs *r =
+		vp->queue_sel < vp->nq ? &vp->q[vp->queue_sel] : NULL;
 	/* 64-bit queue addresses may come as two 32-bit halves. */
 	if (len == 4 && off >= 0x20 && off < 0x38) {
 		unsigned base = off & ~7u, hi = off & 4;
@@ -348,10 +354,12 @@ static bool common_write(struct virtio_pci *vp, unsigned off, uint64_t v,
 		vp->drv_feat_sel = (uint32_t)v;
 		return false;
 	case 0x0c:
-		if (vp->drv_feat_sel >= 2 || (vp->status & VIRTIO_S_FEATURES_OK))
+		if (vp->drv_feat_sel >= 2 ||
+		    (vp->status & VIRTIO_S_FEATURES_OK))
 			goto ignored;
 		vp->drv_features &= ~(0xffffffffull << (32 * vp->drv_feat_sel));
-		vp->drv_features |= (v & 0xffffffffull) << (32 * vp->drv_feat_sel);
+		vp->drv_features |= (v & 0xffffffffull)
+				    << (32 * vp->drv_feat_sel);
 		return false;
 	case 0x10:
 		vp->config_msix = valid_vector(vp, (uint16_t)v);
@@ -383,8 +391,9 @@ static bool common_write(struct virtio_pci *vp, unsigned off, uint64_t v,
 	case 0x30:
 		if (qlocked)
 			goto ignored;
-		*(off == 0x20 ? &r->desc : off == 0x28 ? &r->driver : &r->device) =
-			v;
+		*(off == 0x20   ? &r->desc
+		  : off == 0x28 ? &r->driver
+				: &r->device) = v;
 		return false;
 	}
 ignored:
@@ -423,7 +432,8 @@ void virtio_pci_bar_access(void *opaque, uint64_t off, uint8_t *data,
 			reset = common_write(vp, (unsigned)off, v, len);
 		} else {
 			uint64_t v = 0;
-			if (len == 4 && off >= 0x20 && off < 0x38 && off % 4 == 0)
+			if (len == 4 && off >= 0x20 && off < 0x38 &&
+			    off % 4 == 0)
 				v = common_read(vp, (unsigned)(off & ~7u)) >>
 				    (off & 4 ? 32 : 0);
 			else if (field_width((unsigned)off) == len)

@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 /*
  * vm.h - the inside of struct cavm and the core's own calls (kvm.c,
- * vcpu.c, cpu.c, boot.c, elf.c, decompress.c, zeropage.c, mptable.c,
- * serial.c, i8042.c, exitport.c, main.c).  Devices use cavm.h only.
+ * vcpu.c, irq.c, io.c, cpu.c, boot.c, elf.c, decompress.c, zeropage.c,
+ * mptable.c, acpi.c, serial.c, i8042.c, exitport.c, main.c).  Devices use cavm.h
+ * only.
  *
  * The one idea: one struct holds the whole VM, so nothing in the core
  * keeps global state.  Locks, outermost first: io (a rwlock per address
@@ -31,6 +32,7 @@
 #define CAVM_CMDLINE_ADDR 0x20000ull
 #define CAVM_CMDLINE_MAX 0x10000ull /* bytes, with the NUL */
 #define CAVM_EBDA_ADDR 0x9FC00ull   /* e820 reserved from here to 1 MiB */
+#define CAVM_ACPI_ADDR 0xE0000ull /* RSDP, then the tables (acpi.c) */
 #define CAVM_MPTABLE_ADDR 0xF0000ull
 #define CAVM_KERNEL_MIN 0x100000ull /* nothing is loaded below 1 MiB */
 
@@ -118,13 +120,16 @@ struct cavm {
 	uint64_t t_start_ns;
 };
 
+/* irq.c: irqchip, PIT and the default GSI routes. */
+int cavm_irq_init(struct cavm *vm);
+
 /* kvm.c */
 int cavm_create(const struct cavm_config *cfg, struct cavm **out);
 /* Start every vCPU, wait for a stop, join them and run the exit hooks.
  * Returns the exit status. */
 int cavm_run(struct cavm *vm);
 void cavm_destroy(struct cavm *vm);
-/* An access no handler claimed, or handled: dispatch to the space. */
+/* io.c: an access from a vCPU thread, to its handler (or all-ones). */
 void cavm_io_dispatch(struct cavm *vm, bool pio, uint64_t addr, uint8_t *data,
 		      unsigned len, bool is_write);
 uint64_t cavm_now_ns(void);
@@ -169,6 +174,8 @@ int cavm_zeropage_write(struct cavm *vm, const uint8_t *hdr, size_t hdr_len,
 
 /* mptable.c */
 int cavm_mptable_write(struct cavm *vm);
+/* acpi.c: tables for power-off only, and the PM1a registers. */
+int cavm_acpi_init(struct cavm *vm);
 
 /* Devices of the core (serial.c, i8042.c, exitport.c). */
 struct cavm_serial_opts {

@@ -4,8 +4,8 @@
 # test/integration/cavm_boot.sh - cavm's core end to end with the tiny
 # guest (cavm_tiny_guest.S, built here with the host compiler): the
 # 64-bit ELF entry, zero page (command line, e820), serial output to
-# stdout and to a file, serial input, the exit port, i8042 reset, triple
-# fault, signals, several vCPUs, an initrd; then every bad input cavm
+# stdout and to a file, serial input, the exit port, i8042 reset, ACPI
+# power off, triple fault, signals, several vCPUs, an initrd; then every bad input cavm
 # must refuse with a clear message, exit status and no file touched.
 #
 # Needs /dev/kvm (skipped without it) and a C compiler.
@@ -41,7 +41,7 @@ guest() { # MODE -> $tmp/MODE.elf
 		-Wl,-Ttext=0x200000 -DMODE_"$1" -o "$tmp/$1.elf" "$src" ||
 		fail "cannot build the tiny guest ($1) with $cc"
 }
-for m in EXIT ECHO RESET FAULT SPIN; do
+for m in EXIT ECHO RESET FAULT SPIN POWEROFF; do
 	guest $m
 done
 
@@ -81,6 +81,11 @@ printf 'A' | timeout 60 "$cavm" run -k "$tmp/ECHO.elf" >"$tmp/out" \
 say "i8042 reset ends cavm with 0"
 run 0 run -k "$tmp/RESET.elf"
 has "$tmp/err" "guest reset (i8042)"
+
+say "ACPI power off (S5) ends cavm with 0; other sleep types do not"
+run 0 run -k "$tmp/POWEROFF.elf"
+has "$tmp/out" "still here"
+has "$tmp/err" "guest powered off (ACPI S5)"
 
 say "a triple fault ends cavm with 1 and registers"
 # (where KVM emulates guest kernel mode it may report an emulation error

@@ -10,13 +10,15 @@
 #   1. what the guest writes (and flushes) is what `blkctl export` gives;
 #      what `blkctl import` put is what the guest reads; GET_ID is the
 #      disk's name
+#   1b. completion interrupts through MSI-X (masking, PBA) and INTx
 #   2. ",ro": VIRTIO_BLK_F_RO offered, writes refused, disk unchanged
 #   3. bad descriptors (a buffer outside guest RAM: IOERR; a looping
 #      chain: DEVICE_NEEDS_RESET) leave cavm alive, with a log line
 #   4. kill -9 after the guest's flush loses nothing flushed
 #   5. the control socket: hello, status, pause/resume, disks, stats,
-#      errors for bad requests, `blkctl` through cavm (list, and a resize
-#      the running guest is told of), stop => exit 0, store unlocked
+#      errors for bad requests, `blkctl` through cavm (list, stats of the
+#      guest's requests, and a resize the running guest is told of),
+#      stop => exit 0, store unlocked
 #   6. bad --disk arguments and an owned store: clear error, exit != 0
 set -eu
 
@@ -81,7 +83,7 @@ run() {
 	local args=()
 	for d in "$@"; do args+=(--disk "$d"); done
 	set +e
-	timeout 120 "$cavm" run --kernel "$guest" --cmdline "vblk=$mode" \
+	timeout 60 "$cavm" run --kernel "$guest" --cmdline "vblk=$mode" \
 		"${args[@]}" --serial "$tmp/$mode.serial" 2>"$tmp/$mode.log"
 	local rc=$?
 	set -e
@@ -114,6 +116,10 @@ run read "$st:d1" || fail "guest read of imported data: exit $?"
 if run read "$st:d2"; then fail "guest read a pattern from an empty disk"; fi
 run getid "$st:d0" || fail "GET_ID: exit $?"
 
+echo "1b. completion interrupts: MSI-X (masked: PBA) and INTx"
+run msix "$st:d0" || fail "MSI-X: exit $?"
+run intx "$st:d0" || fail "INTx: exit $?"
+
 echo "2. read-only attachment"
 "$blkctl" -S "$st" export d1 "$tmp/d1.before"
 run protected "$st:d1,ro" || fail "ro: exit $?"
@@ -143,9 +149,12 @@ check_pattern "$tmp/d3.img" || fail "flushed data lost after kill -9"
 
 echo "5. control socket"
 sock=$tmp/cavm.sock
+st2=$tmp/store2 # a second store: one server each, one socket for both
+"$blkctl" init "$st2" >/dev/null
+"$blkctl" -S "$st2" create e0 1M >/dev/null
 "$cavm" run --kernel "$guest" --cmdline vblk=hold --disk "$st:d3" \
-	--disk "$st:d1,ro" --control "$sock" --serial "$tmp/ctl.serial" \
-	2>"$tmp/ctl.log" &
+	--disk "$st:d1,ro" --disk "$st2:e0" --control "$sock" \
+	--serial "$tmp/ctl.serial" 2>"$tmp/ctl.log" &
 pid=$!
 pids+=("$pid")
 for _ in $(seq 600); do
@@ -156,12 +165,14 @@ grep -q flushed "$tmp/ctl.serial" || fail "guest never flushed"
 out=$($ctl "$sock" hello status pause status resume disks stats \
 	'{"v":1,"id":9,"cmd":"reboot"}' '{"v":2,"cmd":"status"}' 'raw:nonsense')
 echo "$out" >"$tmp/ctl.replies"
-python3 - "$tmp/ctl.replies" "$st" <<'EOF' || fail "control replies wrong"
+python3 - "$tmp/ctl.replies" "$st" "$st2" <<'EOF' || fail "control replies wrong"
 import json, os, sys
 rep = [json.loads(l.split(' ', 1)[1]) for l in open(sys.argv[1])]
 hello, s1, pause, s2, resume, disks, stats, unk, ver, raw = rep
 st = os.path.realpath(sys.argv[2])
-assert hello["server"] == "cavm" and hello["stores"] == [st], hello
+st2 = os.path.realpath(sys.argv[3])
+assert hello["server"] == "cavm", hello
+assert sorted(hello["stores"]) == sorted([st, st2]), hello
 assert s1["state"] == "running" and s1["cpus"] == 1, s1
 assert pause["state"] == "paused" and s2["state"] == "paused", (pause, s2)
 assert resume["state"] == "running", resume
@@ -179,6 +190,20 @@ EOF
 "$blkctl" -S "$st" list >"$tmp/list.out" 2>&1 || fail "blkctl list via cavm"
 grep -q "^d3 " "$tmp/list.out" || fail "blkctl list via cavm: $(cat "$tmp/list.out")"
 grep -q "blkctl list" "$tmp/ctl.log" || fail "blkctl did not go through cavm"
+# The second store's lock names the same socket; its commands run there.
+"$blkctl" -S "$st2" list >"$tmp/list2.out" 2>&1 || fail "blkctl list of store2"
+grep -q "^e0 " "$tmp/list2.out" && ! grep -q "^d3 " "$tmp/list2.out" ||
+	fail "blkctl list of store2 via cavm: $(cat "$tmp/list2.out")"
+[ "$(grep -c "blkctl list" "$tmp/ctl.log")" = 2 ] ||
+	fail "store2's blkctl did not go through cavm"
+# Per-disk I/O statistics of the guest's requests, as blkstored keeps them.
+"$blkctl" -S "$st" stats d3 --json >"$tmp/stats.json" || fail "blkctl stats via cavm"
+python3 - "$tmp/stats.json" <<'EOF' || fail "blkctl stats: $(cat "$tmp/stats.json")"
+import json, sys
+d = json.load(open(sys.argv[1]))["disks"][0]
+assert d["disk"] == "d3" and d["writes"] == 1 and d["flushes"] == 1, d
+assert d["write_bytes"] == 4096 and d["reads"] == 0 and d["errors"] == 0, d
+EOF
 # A resize while the guest runs: cavm tells the guest (config change).
 "$blkctl" -S "$st" resize d3 128M >/dev/null || fail "resize via cavm"
 $ctl "$sock" disks >"$tmp/disks2"
@@ -196,6 +221,7 @@ set -e
 [ $rc -eq 0 ] || fail "cavm exit $rc after stop"
 [ ! -e "$sock" ] || fail "control socket left behind"
 "$blkctl" -S "$st" info d3 >/dev/null || fail "store still locked after stop"
+"$blkctl" -S "$st2" info e0 >/dev/null || fail "store2 still locked after stop"
 "$blkctl" -S "$st" fsck >/dev/null || fail "fsck after the runs"
 
 echo "6. bad arguments"

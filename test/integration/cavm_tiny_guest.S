@@ -9,6 +9,9 @@
  *   MODE_RESET  pulse the reset line through the i8042 (exit 0)
  *   MODE_FAULT  triple fault: no IDT, then int3 (exit 1, registers logged)
  *   MODE_SPIN   loop forever (for signals)
+ *   MODE_POWEROFF  ACPI: PM1a_CNT (port 0x604) with SLP_EN and SLP_TYP 0
+ *               (must not stop), print "still here", then SLP_TYP 5 (S5:
+ *               cavm exits 0)
  * Build: cc -nostdlib -static -no-pie -Wl,-Ttext=0x200000 -DMODE_x
  */
 	.code64
@@ -42,6 +45,17 @@ _start:
 #elif defined(MODE_FAULT)
 	lidt null_idt(%rip)
 	int3
+#elif defined(MODE_POWEROFF)
+	mov $0x604, %dx
+	mov $0x2001, %ax		/* SLP_EN, SLP_TYP 0 */
+	out %ax, (%dx)
+	lea still(%rip), %rsi
+	call puts
+	mov $0x604, %dx
+	mov $0x3401, %ax		/* SLP_EN, SLP_TYP 5 */
+	out %ax, (%dx)
+	mov $0x12a, %eax		/* not reached */
+	out %eax, $0xf4
 #elif defined(MODE_SPIN)
 1:	pause
 	jmp 1b
@@ -67,6 +81,7 @@ puts:
 	.data
 hello:	.asciz "tiny guest: cmdline="
 e820:	.asciz " e820="
+still:	.asciz "still here\n"
 null_idt:
 	.word 0
 	.quad 0

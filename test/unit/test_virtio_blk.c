@@ -935,6 +935,54 @@ static void test_read_only(void **state)
 	assert_int_equal(one(f, s, 2, 1), VBLK_S_OK);
 }
 
+struct stats_seen {
+	unsigned n;
+	uint32_t type[8];
+	uint64_t bytes[8];
+	uint8_t status[8];
+};
+
+static void stats_cb(void *arg, uint32_t type, uint64_t bytes, uint64_t ns,
+		     uint8_t status)
+{
+	struct stats_seen *s = arg;
+	(void)ns;
+	if (s->n < 8) {
+		s->type[s->n] = type;
+		s->bytes[s->n] = bytes;
+		s->status[s->n] = status;
+	}
+	s->n++;
+}
+
+/* The statistics hook sees every request once, with its type, data
+ * bytes and status. */
+static void test_stats_hook(void **state)
+{
+	struct fx *f = *state;
+	struct stats_seen seen = {0};
+	vblk_dev_set_stats(f->dev, stats_cb, &seen);
+	uint64_t d = mk_data(f, 8192, 18);
+	assert_int_equal(blk_write(f, 0, d, 8192), VBLK_S_OK);
+	uint64_t back = galloc(f, 4096);
+	assert_int_equal(blk_read(f, 8, back, 4096, 4097), VBLK_S_OK);
+	uint64_t h = mk_hdr(f, VBLK_T_FLUSH, 0), st = mk_status(f);
+	struct seg s[] = {{h, 16, 0}, {st, 1, W}};
+	assert_int_equal(one(f, s, 2, 1), VBLK_S_OK);
+	/* past the end: IOERR, still counted */
+	assert_int_equal(blk_read(f, CAP, back, 4096, 1), VBLK_S_IOERR);
+	assert_int_equal(seen.n, 4);
+	assert_int_equal(seen.type[0], VBLK_T_OUT);
+	assert_int_equal(seen.bytes[0], 8192);
+	assert_int_equal(seen.type[1], VBLK_T_IN);
+	assert_int_equal(seen.bytes[1], 4096);
+	assert_int_equal(seen.type[2], VBLK_T_FLUSH);
+	assert_int_equal(seen.bytes[2], 0);
+	assert_int_equal(seen.status[2], VBLK_S_OK);
+	assert_int_equal(seen.type[3], VBLK_T_IN);
+	assert_int_equal(seen.status[3], VBLK_S_IOERR);
+}
+
 /* A writable disk attached read-only (cavm's "--disk STORE:DISK,ro"). */
 static void test_set_readonly(void **state)
 {
@@ -1773,6 +1821,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_bad_requests, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_broken_rings, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_stats_hook, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_set_readonly, setup,
 						teardown),

@@ -64,8 +64,8 @@ struct cavm_devices *cavm_devices(struct cavm *vm)
 	return &vm->dv;
 }
 
-static int add_range(struct range *r, unsigned *n, uint64_t base,
-		     uint64_t len, cavm_io_fn fn, void *opaque)
+static int add_range(struct range *r, unsigned *n, uint64_t base, uint64_t len,
+		     cavm_io_fn fn, void *opaque)
 {
 	for (unsigned i = 0; i < *n; i++)
 		if (base < r[i].base + r[i].len && r[i].base < base + len)
@@ -114,8 +114,8 @@ int cavm_msi_alloc(struct cavm *vm, unsigned *gsi)
 	return 0;
 }
 
-int cavm_msi_route(struct cavm *vm, unsigned gsi, uint64_t addr,
-		   uint32_t data, bool masked)
+int cavm_msi_route(struct cavm *vm, unsigned gsi, uint64_t addr, uint32_t data,
+		   bool masked)
 {
 	assert_true(gsi < vm->next_gsi);
 	vm->msi[gsi].addr = addr;
@@ -289,8 +289,8 @@ static int setup(void **state)
 	g_vm = &f->vm;
 	nexit = 0;
 	assert_int_equal(cavm_pci_init(&f->vm), 0);
-	assert_int_equal(virtio_pci_create(&f->vm, VIRTIO_ID_BLOCK, 0x010000,
-					   2, 128, &fake_ops, &f->dev, &f->vp),
+	assert_int_equal(virtio_pci_create(&f->vm, VIRTIO_ID_BLOCK, 0x010000, 2,
+					   128, &fake_ops, &f->dev, &f->vp),
 			 0);
 	f->bar0 = cfg_read(1, PCI_BAR0, 4) & ~0xfu;
 	f->bar1 = cfg_read(1, PCI_BAR0 + 4, 4) & ~0xfu;
@@ -394,10 +394,11 @@ static void test_bars(void **state)
 	assert_int_equal(g_vm->nmmio, 0);
 	assert_int_equal(g_vm->niofd, 0);
 	cfg_write(1, PCI_BAR0, 4, 0xffffffff);
-	assert_int_equal(cfg_read(1, PCI_BAR0, 4), (uint32_t)~(VPCI_BAR_SIZE - 1));
+	assert_int_equal(cfg_read(1, PCI_BAR0, 4),
+			 (uint32_t) ~(VPCI_BAR_SIZE - 1));
 	cfg_write(1, PCI_BAR0 + 4, 4, 0xffffffff);
 	assert_int_equal(cfg_read(1, PCI_BAR0 + 4, 4),
-			 (uint32_t)~(VPCI_MSIX_BAR_SIZE - 1));
+			 (uint32_t) ~(VPCI_MSIX_BAR_SIZE - 1));
 	cfg_write(1, PCI_BAR0 + 8, 4, 0xffffffff); /* no BAR2 */
 	assert_int_equal(cfg_read(1, PCI_BAR0 + 8, 4), 0);
 	/* Moved elsewhere, decoding back on: mapped there, ioeventfds
@@ -411,8 +412,7 @@ static void test_bars(void **state)
 	assert_null(find(g_vm->mmio, g_vm->nmmio, f->bar0));
 	assert_int_equal(g_vm->niofd, 2);
 	for (unsigned i = 0; i < 2; i++)
-		assert_true(g_vm->iofd[i].addr ==
-				    nb + VPCI_NOTIFY_OFF ||
+		assert_true(g_vm->iofd[i].addr == nb + VPCI_NOTIFY_OFF ||
 			    g_vm->iofd[i].addr ==
 				    nb + VPCI_NOTIFY_OFF + VPCI_NOTIFY_MULT);
 	/* Moving while decoding is on remaps at once. */
@@ -464,7 +464,8 @@ static void test_caps(void **state)
 	assert_int_equal(cfg_read(1, m + 2, 2), 2); /* 3 vectors */
 	assert_int_equal(cfg_read(1, m + 4, 4),
 			 VPCI_MSIX_TABLE_OFF | VPCI_BAR_MSIX);
-	assert_int_equal(cfg_read(1, m + 8, 4), VPCI_MSIX_PBA_OFF | VPCI_BAR_MSIX);
+	assert_int_equal(cfg_read(1, m + 8, 4),
+			 VPCI_MSIX_PBA_OFF | VPCI_BAR_MSIX);
 }
 
 static void test_features_status(void **state)
@@ -664,6 +665,13 @@ static void test_intx_isr(void **state)
 	assert_int_equal(g_vm->line[line], 1);
 	assert_int_equal(mmio(f->bar0 + VPCI_ISR_OFF, 1, false, 0), 2);
 	assert_int_equal(g_vm->line[line], 0);
+	/* INTx disabled in the command register: ISR set, line quiet. */
+	cfg_write(1, PCI_COMMAND, 2,
+		  PCI_COMMAND_MEMORY | PCI_COMMAND_INTX_DISABLE);
+	virtio_pci_queue_irq(f->vp, 0);
+	assert_int_equal(g_vm->line[line], 0);
+	assert_int_equal(mmio(f->bar0 + VPCI_ISR_OFF, 1, false, 0), 1);
+	cfg_write(1, PCI_COMMAND, 2, PCI_COMMAND_MEMORY);
 	/* The device breaks: NEEDS_RESET, config interrupt, queues off;
 	 * the driver cannot clear the bit, only a reset does. */
 	virtio_pci_needs_reset(f->vp);
@@ -701,6 +709,81 @@ static void test_pci_cfg_window(void **state)
 	assert_int_equal(common(f, 0x14, 1, false, 0), 7);
 }
 
+/* xorshift64*: reproducible random accesses. */
+static uint64_t rnd(uint64_t *x)
+{
+	*x ^= *x >> 12;
+	*x ^= *x << 25;
+	*x ^= *x >> 27;
+	return *x * 2685821657736338717ull;
+}
+
+/* A guest poking at random: config space of every slot at every width,
+ * every mapped BAR byte, interrupts from the device side in between.
+ * Nothing may crash or leak (ASan), ids and capability structure stay,
+ * and what KVM was told stays consistent: at most the two BARs mapped,
+ * an ioeventfd per queue exactly while BAR0 is mapped, no duplicate
+ * (the fake asserts that). */
+static void test_fuzz(void **state)
+{
+	struct fixture *f = *state;
+	uint64_t x = 0x9e3779b97f4a7c15ull;
+	unsigned caps = cfg_read(1, PCI_CAPABILITY_LIST, 1);
+	for (unsigned i = 0; i < 200000; i++) {
+		uint64_t r = rnd(&x), v = rnd(&x);
+		unsigned len = 1u << (r % 3), op = (unsigned)(r >> 8) % 16;
+		unsigned reg = (unsigned)(r >> 16) % PCI_CFG_SIZE & ~(len - 1);
+		unsigned slot = (unsigned)(r >> 32) % 3;
+		if (op < 5) {
+			/* mostly the interesting part of the device's space */
+			if (op < 3)
+				reg = (PCI_COMMAND +
+				       (unsigned)(r >> 40) % 0xa0) &
+				      ~(len - 1);
+			cfg_write(slot, reg, len, (uint32_t)v);
+		} else if (op < 7) {
+			cfg_read(slot, reg, len);
+		} else if (op < 13 && g_vm->nmmio) {
+			struct range *m = &g_vm->mmio[(r >> 40) % g_vm->nmmio];
+			unsigned l = 1u << ((r >> 44) % 4);
+			uint64_t off = (v >> 20) % m->len & ~(uint64_t)(l - 1);
+			if (op < 7 + 2 && (v & 1))
+				off = (v >> 20) % VPCI_COMMON_LEN & ~(l - 1ull);
+			mmio(m->base + off, l, op < 10, v);
+		} else if (op == 13) {
+			virtio_pci_queue_irq(f->vp, (unsigned)(v % 3));
+		} else if (op == 14) {
+			virtio_pci_config_changed(f->vp);
+		} else if (v % 64 == 0) {
+			virtio_pci_needs_reset(f->vp);
+		}
+		assert_int_equal(cfg_read(1, PCI_VENDOR_ID, 4), 0x10421af4);
+		assert_int_equal(cfg_read(0, PCI_VENDOR_ID, 2), 0x1b36);
+		assert_int_equal(cfg_read(1, PCI_CAPABILITY_LIST, 1), caps);
+		assert_true(g_vm->nmmio <= 2);
+		bool bar0 = false;
+		for (unsigned k = 0; k < g_vm->nmmio; k++) {
+			assert_true(g_vm->mmio[k].base + g_vm->mmio[k].len <=
+				    0x100000000ull);
+			if (g_vm->mmio[k].len == VPCI_BAR_SIZE)
+				bar0 = true;
+		}
+		assert_int_equal(g_vm->niofd, bar0 ? 2 : 0);
+		struct virtio_pci_queue q;
+		if (virtio_pci_queue(f->vp, 0, &q))
+			assert_true(virtio_pci_status(f->vp) &
+				    VIRTIO_S_DRIVER_OK);
+	}
+	/* Still a working device afterwards: reset and set up again. */
+	cfg_write(1, PCI_BAR0, 4, (uint32_t)f->bar0);
+	cfg_write(1, PCI_BAR0 + 4, 4, (uint32_t)f->bar1);
+	cfg_write(1, PCI_COMMAND, 2, PCI_COMMAND_MEMORY);
+	common(f, 0x14, 1, true, 0);
+	assert_int_equal(common(f, 0x14, 1, false, 0), 0);
+	driver_ok(f);
+	assert_int_equal(common(f, 0x14, 1, false, 0), 0xf);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -712,10 +795,10 @@ int main(void)
 						teardown),
 		cmocka_unit_test_setup_teardown(test_queues, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_msix, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_intx_isr, setup,
-						teardown),
+		cmocka_unit_test_setup_teardown(test_intx_isr, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_pci_cfg_window, setup,
 						teardown),
+		cmocka_unit_test_setup_teardown(test_fuzz, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
