@@ -9,7 +9,7 @@
  *
  * Layout of the code, bottom up:
  *   lib.c       console (polled 8250 at 0x3f8), formatted output, memory
- *               and string helpers, the exit port, rdtsc timing;
+ *               and string functions, the exit port, rdtsc timing;
  *   boot.c      the zero page (e820, command line), key=value parameters,
  *               the RAM allocator, the data pattern;
  *   pci.c       configuration mechanism #1, BARs, capability lists;
@@ -20,7 +20,7 @@
  *   scen_*.c    the test scenarios; main.c picks them from test=.
  *
  * Guest memory shared with the device (rings, request headers) is written
- * through the rd/wr helpers below, never as C structs: x86 is
+ * through the rd/wr functions below, never as C structs: x86 is
  * little-endian, so a natural aligned access is the wire encoding, and a
  * volatile one is a single load or store the device can race with.
  *

@@ -62,7 +62,7 @@ void scen_resize(struct ctx *c);
 /* scen_bad.c */
 void scen_bad(struct ctx *c);
 
-/* Shared helpers (scen_io.c) */
+/* Shared by the scenarios (scen_io.c) */
 /* Is the range set up and inside the disk?  Reports the failure itself. */
 bool range_ok(struct ctx *c, const char *name);
 /* Read [sec, sec+n) and check it against the model: -1, or the first bad
