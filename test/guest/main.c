@@ -21,6 +21,15 @@
 extern uint64_t boot_params_gpa;           /* entry.S: %rsi at entry */
 extern uint8_t __bss_start[], __bss_end[]; /* guest.lds */
 
+/* A deliberate page fault (nothing is mapped above 4 GiB): the exception
+ * path must report it and exit 99. */
+static void scen_fault(struct ctx *c)
+{
+	(void)c;
+	con_printf("fault: reading 0x100000000\n");
+	(void)rd32(0x100000000ull);
+}
+
 static const struct scenario scenarios[] = {
 	{"info", scen_info, "print the device"},
 	{"write", scen_write, "range := pattern, read back"},
@@ -38,6 +47,7 @@ static const struct scenario scenarios[] = {
 	{"bench", scen_bench, "QD reads per second"},
 	{"msix", scen_msix, "one completion by MSI-X"},
 	{"resize", scen_resize, "wait for the host to resize the disk"},
+	{"fault", scen_fault, "page fault: exit 99"},
 };
 
 void result_ok(struct guest *g, const char *name)

@@ -13,6 +13,7 @@
 #      nothing
 #   4. test=nosuch: "FAIL test: unknown scenario", exit status 1
 #   5. no --disk: "virtio: no device", exit status 1
+#   6. test=fault: a page fault in ring 3 is reported, exit status 99
 set -u
 . "$(dirname "$0")/guest_lib.sh"
 
@@ -54,6 +55,12 @@ rc=$?
 [ $rc = 1 ] || fail "cavm exited $rc, not 1"
 grep -aq '^virtio: no device 1af4:1042 on bus 0' "$tmp/out5" ||
 	fail "no message about the missing device"
+say "6. an exception in the guest is reported and ends it with 99"
+run_guest "$tmp/out6" "test=fault" --disk "$BLKCTL_STORE:img"
+rc=$?
+[ $rc = 99 ] || fail "cavm exited $rc, not 99"
+grep -aq '^FAIL exception: vector 14 .* cs 0x23 .* cr2 0x100000000$' "$tmp/out6" ||
+	fail "no page fault report from ring 3"
 blk export img "$tmp/back"
 cmp -s "$tmp/img" "$tmp/back" || fail "reading changed the disk"
 fsck_clean "the boots"
