@@ -15,7 +15,9 @@
  * Invariants:
  *  - The queue's ring indexes (struct vblk_vq) live on the store thread
  *    only; a new queue epoch (enable, reset) restarts them at 0.
- *  - A device reset waits (srv_call) until no pass is running.
+ *  - A device reset is a closure queued to the store thread, so it runs
+ *    after any pass in progress; the transport shows the driver the old
+ *    status until it has run.  No vCPU waits for the store thread.
  *  - At exit (hooks run after the vCPUs stopped): the I/O threads stop,
  *    the disks close, then each store is flushed and closed
  *    (srv_destroy), so everything acknowledged is durable.
@@ -56,6 +58,7 @@ struct blk {
 	struct vblk_vq vq;
 	uint32_t epoch;
 	bool have_queue;
+	struct srv_work reset; /* at most one in flight (virtio_pci.c) */
 	/* statistics */
 	_Atomic uint64_t kicks, passes, requests, errors;
 	struct blk *next;
@@ -170,10 +173,20 @@ static void op_config(void *opaque, uint8_t *cfg, size_t len)
 	vblk_dev_config(b->vdev, cfg, len);
 }
 
+static void reset_done(struct srv_work *w)
+{
+	struct blk *b = w->arg;
+	virtio_pci_reset_done(b->vp);
+}
+
+/* Queued behind any pass in progress: once it has run, no pass is
+ * using the old rings, and the driver reads status 0. */
 static void op_reset(void *opaque)
 {
 	struct blk *b = opaque;
-	srv_call(b->st->srv, reset_on_store, b);
+	b->reset = (struct srv_work){
+		.fn = reset_on_store, .arg = b, .complete = reset_done};
+	srv_submit(b->st->srv, &b->reset);
 }
 
 static const struct virtio_pci_ops blk_ops = {op_features, op_set_features,
@@ -244,6 +257,7 @@ static void blk_exit(void *opaque)
 		(void)w;
 		pthread_join(b->thread, NULL);
 	}
+	/* Queued after any reset still pending, which completes first. */
 	int rc = srv_call(b->st->srv, close_disk, b);
 	if (rc)
 		cavm_log(b->vm, CAVM_LOG_ERROR, "disk %s: flush and close: %s",

@@ -200,6 +200,8 @@ int cavm_boot_load(struct cavm *vm, struct cavm_boot *b)
 		hdr = im.p + SH_SETUP_SECTS;
 		hdr_len =
 			(size_t)SH_HEADER + im.p[SH_JUMP_END] - SH_SETUP_SECTS;
+		if (hdr_len > im.len - SH_SETUP_SECTS) /* a short file */
+			hdr_len = im.len - SH_SETUP_SECTS;
 		if (le16_get(im.p + SH_VERSION) >= 0x0206 &&
 		    le32_get(im.p + SH_CMDLINE_SIZE) < cmdline_max)
 			cmdline_max = le32_get(im.p + SH_CMDLINE_SIZE);

@@ -68,7 +68,11 @@ int cavm_pio_register(struct cavm *vm, uint16_t base, uint16_t len,
 int cavm_mmio_register(struct cavm *vm, uint64_t base, uint64_t len,
 		       cavm_io_fn fn, void *opaque);
 /* Remove the MMIO range registered at base (a BAR moved); -ENOENT if none.
- * When it returns, no vCPU is still inside that range's handler. */
+ * When it returns, no vCPU is still inside that range's handler.
+ * (Core, additive.)  Both MMIO calls take the MMIO table's write lock,
+ * which every MMIO handler runs under: call them from a PIO handler or
+ * another thread, never from an MMIO handler, and never while holding a
+ * lock an MMIO handler may wait for. */
 int cavm_mmio_unregister(struct cavm *vm, uint64_t base);
 
 /* ---- interrupts: in-kernel irqchip (IOAPIC GSIs 0..23) ---- */

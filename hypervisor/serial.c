@@ -318,7 +318,13 @@ int cavm_serial_init(struct cavm *vm, const struct cavm_serial_opts *o)
 		}
 		s->own_out = true;
 	} else {
-		s->input = true;
+		/* A terminal we do not own (cavm started with &) would stop
+		 * the whole process on the first read (SIGTTIN): no input. */
+		s->input = !isatty(STDIN_FILENO) ||
+			   tcgetpgrp(STDIN_FILENO) == getpgrp();
+		if (!s->input)
+			cavm_log(vm, CAVM_LOG_INFO,
+				 "serial: in the background, no console input");
 	}
 	ret = cavm_pio_register(vm, COM1_BASE, 8, serial_io, s);
 	if (ret < 0) {

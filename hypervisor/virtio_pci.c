@@ -17,9 +17,12 @@
  *    features; queue registers only change while the queue is disabled
  *    and before DRIVER_OK; an MSI-X vector register holds a valid vector
  *    or NO_VECTOR (what the driver reads back tells it which).
- *  - A reset (status 0) clears every register and calls ops->reset
- *    (which waits until the device stopped processing) before the
- *    writing vCPU continues, so the driver reads 0 only after it.
+ *  - A reset (status 0) clears every register and starts ops->reset;
+ *    until the device reports it done (virtio_pci_reset_done) the
+ *    driver reads the old status back and its writes are ignored, so
+ *    a driver that waits for 0, as the spec says, finds the device idle.
+ *    No vCPU ever waits for the device (cavm.h: handlers never block
+ *    on the store).
  *  - Lock order: bus lock, vp->lock, msix lock.  ops are called with
  *    neither vp->lock nor (except cfg accesses) anything else held.
  */
@@ -67,6 +70,8 @@ struct virtio_pci {
 	uint64_t drv_features;
 	uint16_t config_msix;
 	uint8_t status;
+	bool resetting;     /* ops->reset started, not yet done */
+	uint8_t old_status; /* what the driver reads meanwhile */
 	uint8_t generation;
 	uint16_t queue_sel;
 	uint8_t isr;
@@ -196,7 +201,7 @@ bool virtio_pci_queue(struct virtio_pci *vp, unsigned q,
 		return false;
 	pthread_mutex_lock(&vp->lock);
 	const struct vq_regs *r = &vp->q[q];
-	if (r->enabled && (vp->status & VIRTIO_S_DRIVER_OK) &&
+	if (r->enabled && !vp->resetting && (vp->status & VIRTIO_S_DRIVER_OK) &&
 	    !(vp->status & (VIRTIO_S_NEEDS_RESET | VIRTIO_S_FAILED))) {
 		*out = (struct virtio_pci_queue){r->size, r->desc, r->driver,
 						 r->device, r->epoch};
@@ -233,7 +238,7 @@ static uint64_t common_read(struct virtio_pci *vp, unsigned off)
 	case 0x12:
 		return vp->nq;
 	case 0x14:
-		return vp->status;
+		return vp->resetting ? vp->old_status : vp->status;
 	case 0x15:
 		return vp->generation;
 	case 0x16:
@@ -288,7 +293,7 @@ static uint16_t valid_vector(struct virtio_pci *vp, uint16_t v)
 static bool status_write(struct virtio_pci *vp, uint8_t v)
 {
 	if (!v)
-		return true;
+		return true; /* the caller resets */
 	if ((v & VIRTIO_S_FEATURES_OK) &&
 	    !(vp->status & VIRTIO_S_FEATURES_OK)) {
 		if (vp->ops->set_features(vp->opaque, vp->drv_features) < 0) {
@@ -343,7 +348,7 @@ static bool common_write(struct virtio_pci *vp, unsigned off, uint64_t v,
 		off = base;
 		len = 8;
 	}
-	if (field_width(off) != len)
+	if (field_width(off) != len || vp->resetting)
 		goto ignored;
 	bool qlocked = !r || r->enabled || (vp->status & VIRTIO_S_DRIVER_OK);
 	switch (off) {
@@ -404,12 +409,25 @@ ignored:
 	return false;
 }
 
-static void reset_device(struct virtio_pci *vp)
+/* Status 0 was written (lock held): clear the registers; true if the
+ * device must be told (outside the lock).  A device that was never
+ * past status 0 has nothing to forget. */
+static bool reset_begin(struct virtio_pci *vp)
+{
+	uint8_t old = vp->status;
+	reset_regs(vp);
+	if (vp->resetting || !old)
+		return false;
+	vp->resetting = true;
+	vp->old_status = old;
+	return true;
+}
+
+void virtio_pci_reset_done(struct virtio_pci *vp)
 {
 	pthread_mutex_lock(&vp->lock);
-	reset_regs(vp);
+	vp->resetting = false;
 	pthread_mutex_unlock(&vp->lock);
-	vp->ops->reset(vp->opaque);
 }
 
 /* ---- BAR0 ---- */
@@ -429,7 +447,8 @@ void virtio_pci_bar_access(void *opaque, uint64_t off, uint8_t *data,
 			uint64_t v = 0;
 			memcpy(buf, data, len);
 			v = le64_get(buf);
-			reset = common_write(vp, (unsigned)off, v, len);
+			reset = common_write(vp, (unsigned)off, v, len) &&
+				reset_begin(vp);
 		} else {
 			uint64_t v = 0;
 			if (len == 4 && off >= 0x20 && off < 0x38 &&
@@ -443,7 +462,7 @@ void virtio_pci_bar_access(void *opaque, uint64_t off, uint8_t *data,
 		}
 		pthread_mutex_unlock(&vp->lock);
 		if (reset)
-			reset_device(vp);
+			vp->ops->reset(vp->opaque);
 		return;
 	}
 	if (off >= VPCI_ISR_OFF && off < VPCI_ISR_OFF + 4) {

@@ -61,8 +61,9 @@ struct virtio_pci_ops {
 	int (*set_features)(void *opaque, uint64_t features);
 	/* Device config space into cfg[0..len). */
 	void (*config)(void *opaque, uint8_t *cfg, size_t len);
-	/* The driver reset the device (status 0): quiesce, forget the
-	 * queues.  Returns once no queue is being processed. */
+	/* The driver reset the device (status 0): stop processing, forget
+	 * the queues' state, then call virtio_pci_reset_done() (from any
+	 * thread, also from within this call).  Must not block. */
 	void (*reset)(void *opaque);
 };
 
@@ -102,6 +103,8 @@ void virtio_pci_config_changed(struct virtio_pci *vp);
 /* The device broke: DEVICE_NEEDS_RESET and a config interrupt. */
 void virtio_pci_needs_reset(struct virtio_pci *vp);
 uint8_t virtio_pci_status(struct virtio_pci *vp);
+/* The device has finished the reset ops->reset started. */
+void virtio_pci_reset_done(struct virtio_pci *vp);
 /* Interrupts raised so far (statistics). */
 uint64_t virtio_pci_irqs(struct virtio_pci *vp);
 

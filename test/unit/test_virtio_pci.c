@@ -241,6 +241,8 @@ static void cfg_write(unsigned slot, unsigned reg, unsigned len, uint32_t v)
 struct fake_dev {
 	uint64_t chosen;
 	unsigned resets, set_calls;
+	bool defer; /* finish resets only when the test says */
+	struct virtio_pci **vp;
 };
 
 static uint64_t fd_features(void *o)
@@ -270,6 +272,8 @@ static void fd_reset(void *o)
 {
 	struct fake_dev *d = o;
 	d->resets++;
+	if (!d->defer)
+		virtio_pci_reset_done(*d->vp);
 }
 
 static const struct virtio_pci_ops fake_ops = {fd_features, fd_set_features,
@@ -288,6 +292,7 @@ static int setup(void **state)
 	assert_non_null(f);
 	g_vm = &f->vm;
 	nexit = 0;
+	f->dev.vp = &f->vp;
 	assert_int_equal(cavm_pci_init(&f->vm), 0);
 	assert_int_equal(virtio_pci_create(&f->vm, VIRTIO_ID_BLOCK, 0x010000, 2,
 					   128, &fake_ops, &f->dev, &f->vp),
@@ -709,6 +714,39 @@ static void test_pci_cfg_window(void **state)
 	assert_int_equal(common(f, 0x14, 1, false, 0), 7);
 }
 
+/* A reset the device finishes later: until then the driver reads the
+ * old status and cannot change anything; no vCPU waits meanwhile. */
+static void test_reset_deferred(void **state)
+{
+	struct fixture *f = *state;
+	struct virtio_pci_queue q;
+	common(f, 0x16, 2, true, 0);
+	common(f, 0x1c, 2, true, 1);
+	driver_ok(f);
+	assert_true(virtio_pci_queue(f->vp, 0, &q));
+	f->dev.defer = true;
+	common(f, 0x14, 1, true, 0);
+	assert_int_equal(f->dev.resets, 1);
+	assert_int_equal(common(f, 0x14, 1, false, 0), 0xf);
+	assert_false(virtio_pci_queue(f->vp, 0, &q));
+	common(f, 0x14, 1, true, 1); /* too early: ignored */
+	common(f, 0x14, 1, true, 0); /* again: still the one reset */
+	common(f, 0x16, 2, true, 1);
+	assert_int_equal(common(f, 0x16, 2, false, 0), 0);
+	assert_int_equal(f->dev.resets, 1);
+	assert_int_equal(common(f, 0x14, 1, false, 0), 0xf);
+	virtio_pci_reset_done(f->vp);
+	assert_int_equal(common(f, 0x14, 1, false, 0), 0);
+	assert_int_equal(common(f, 0x1c, 2, false, 0), 0);
+	/* A device that never left status 0 has nothing to reset. */
+	common(f, 0x14, 1, true, 0);
+	assert_int_equal(f->dev.resets, 1);
+	assert_int_equal(common(f, 0x14, 1, false, 0), 0);
+	f->dev.defer = false;
+	driver_ok(f);
+	assert_int_equal(common(f, 0x14, 1, false, 0), 0xf);
+}
+
 /* xorshift64*: reproducible random accesses. */
 static uint64_t rnd(uint64_t *x)
 {
@@ -797,6 +835,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_msix, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_intx_isr, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_pci_cfg_window, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_reset_deferred, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_fuzz, setup, teardown),
 	};
