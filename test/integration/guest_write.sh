@@ -10,8 +10,9 @@
 # getid (serial == disk name), each checked by the guest against its own
 # model; then the exported disk must equal guest_pattern.py's image of
 # the same scenarios, and fsck must be clean.  A second boot with
-# event_idx=0 indirect=0 (plain notifications, direct chains only) writes
-# and checks another range.
+# event_idx=0 indirect=0 (plain notifications, direct chains only) and a
+# 32-entry queue (its ring positions wrap every 32 requests) writes and
+# checks another range, also 8 requests in flight.
 set -u
 . "$(dirname "$0")/guest_lib.sh"
 
@@ -32,12 +33,13 @@ blk export d "$tmp/d.img"
 python3 "$pattern" check "$tmp/d.img" --size $size --seed 7 --start 16 \
 	--blocks 256 --ops $ops || fail "the exported disk differs"
 
-say "2. without EVENT_IDX and INDIRECT_DESC, another range"
-run_guest "$tmp/out2" "test=info,write,flush seed=8 start=512 blocks=64 event_idx=0 indirect=0" \
+say "2. without EVENT_IDX and INDIRECT_DESC, a 32-entry queue, another range"
+run_guest "$tmp/out2" "test=info,write,qd,flush seed=8 start=512 blocks=64 qd=8 qsize=32 event_idx=0 indirect=0" \
 	--disk "$BLKCTL_STORE:d"
 rc=$?
 [ $rc = 0 ] || fail "cavm exited $rc"
-expect_ok "$tmp/out2" info write flush
+expect_ok "$tmp/out2" info write qd flush
+grep -aq ' queue 32$' "$tmp/out2" || fail "the queue is not 32 entries"
 neg=$(grep -ao 'negotiated 0x[0-9a-f]*' "$tmp/out2" | head -n 1)
 neg=${neg#negotiated }
 [ -n "$neg" ] || fail "no negotiated features line"
