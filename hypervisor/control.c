@@ -39,7 +39,6 @@
 #ifndef PACKAGE_VERSION
 #define PACKAGE_VERSION "0.1"
 #endif
-#define MAX_ARGV 16
 
 struct control {
 	struct cavm *vm;
@@ -51,57 +50,6 @@ struct control {
 };
 
 /* ---- blkctl through cavm (as tools/blkstored_ctl.c) ---- */
-
-struct job {
-	struct cavm *vm;
-	struct blk_store *st;
-	int argc;
-	char *argv[MAX_ARGV + 1];
-	const int *fds;
-	bool tty;
-	int status;
-};
-
-static int owner_stats(void *ctx, const char *disk, json_object **out)
-{
-	return iostats_json(srv_iostats(ctx), disk, out);
-}
-
-static int owner_clients(void *ctx, json_object **out)
-{
-	return srv_clients_json(ctx, out);
-}
-
-/* On the store thread. */
-static int run_job(bs_store *s, void *arg)
-{
-	struct job *j = arg;
-	struct bc_owner owner = {j->st->srv, owner_stats, owner_clients};
-	int ofd = dup(j->fds[1]), efd = dup(j->fds[2]);
-	FILE *out = ofd >= 0 ? fdopen(ofd, "w") : NULL;
-	FILE *err = efd >= 0 ? fdopen(efd, "w") : NULL;
-	if (!out || !err) {
-		if (out)
-			fclose(out);
-		else if (ofd >= 0)
-			close(ofd);
-		if (err)
-			fclose(err);
-		else if (efd >= 0)
-			close(efd);
-		return -EMFILE;
-	}
-	struct bc_io io = {out, err, j->fds[0], j->fds[1], j->tty};
-	struct bc_args a = {.owner = &owner, .store = j->st->path};
-	bc_io_set(&io);
-	j->status = bc_dispatch(s, j->argc, j->argv, &a, NULL);
-	bc_io_set(NULL);
-	fclose(out);
-	fclose(err);
-	/* A resize of an attached disk: the guest hears of it now. */
-	blk_store_config_check(j->vm, j->st);
-	return 0;
-}
 
 static struct blk_store *pick_store(struct cavm *vm, json_object *req)
 {
@@ -119,38 +67,40 @@ static struct blk_store *pick_store(struct cavm *vm, json_object *req)
 	return NULL;
 }
 
+struct job {
+	struct bc_job bc;
+	struct cavm *vm;
+	struct blk_store *st;
+};
+
+/* On the store thread. */
+static int run_job(bs_store *s, void *arg)
+{
+	struct job *j = arg;
+	int rc = bc_job_run(s, &j->bc);
+	/* A resize of an attached disk: the guest hears of it now. */
+	blk_store_config_check(j->vm, j->st);
+	return rc;
+}
+
 static int do_blkctl(struct cavm *vm, struct srv_conn *c, json_object *req,
 		     const int *fds, int nfds, json_object *reply)
 {
-	json_object *av, *tty;
-	struct job j = {.vm = vm, .fds = fds};
-	if (nfds < 3)
-		return -EBADF; /* stdin, stdout, stderr must come along */
-	if (!json_object_object_get_ex(req, "argv", &av) ||
-	    !json_object_is_type(av, json_type_array) ||
-	    json_object_array_length(av) < 1 ||
-	    json_object_array_length(av) > MAX_ARGV)
-		return -EINVAL;
-	j.argc = (int)json_object_array_length(av);
-	for (int i = 0; i < j.argc; i++) {
-		json_object *e = json_object_array_get_idx(av, (size_t)i);
-		if (!json_object_is_type(e, json_type_string))
-			return -EINVAL;
-		j.argv[i] = (char *)json_object_get_string(e);
-	}
-	const struct bc_command *cmd = bc_find_command(j.argv[0]);
-	if (cmd && !cmd->online)
-		return -EPERM; /* init: never through an owner */
+	struct job j = {.vm = vm};
+	int rc = bc_job_parse(&j.bc, req, fds, nfds);
+	if (rc)
+		return rc;
 	j.st = pick_store(vm, req);
 	if (!j.st)
 		return -ENOENT; /* not a store this cavm owns */
-	j.tty = json_object_object_get_ex(req, "tty", &tty) &&
-		json_object_get_boolean(tty);
-	srv_clog(c, SRV_INFO, "blkctl %s", j.argv[0]);
-	int rc = srv_call(j.st->srv, run_job, &j);
+	j.bc.srv = j.st->srv;
+	j.bc.store = j.st->path;
+	srv_clog(c, SRV_INFO, "blkctl %s", j.bc.argv[0]);
+	rc = srv_call(j.st->srv, run_job, &j);
 	if (rc)
 		return rc;
-	json_object_object_add(reply, "exit", json_object_new_int(j.status));
+	json_object_object_add(reply, "exit",
+			       json_object_new_int(j.bc.status));
 	return 0;
 }
 

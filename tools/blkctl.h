@@ -98,6 +98,30 @@ int bc_dispatch(bs_store *s, int argc, char **argv, struct bc_args *a,
 		const struct bc_command **cmd);
 void bc_usage(FILE *f);
 
+/*
+ * A "blkctl" control request run by the store's owner (blkctl_job.c,
+ * used by blkstored and cavm).  bc_job_parse checks the request (argv:
+ * 1 to BC_JOB_MAX_ARGV strings, not an offline-only command; the three
+ * descriptors stdin, stdout, stderr; "tty"): 0, -EBADF, -EINVAL or
+ * -EPERM.  bc_job_run is an srv_fn: srv_call(j->srv, bc_job_run, j) runs
+ * the command on the store thread and leaves its exit status in
+ * j->status.  argv points into the request: keep it alive meanwhile.
+ */
+#define BC_JOB_MAX_ARGV 16
+struct srv;
+struct bc_job {
+	struct srv *srv;   /* the store's server (for stats, clients) */
+	const char *store; /* its path, as blkctl's -S */
+	int argc;
+	char *argv[BC_JOB_MAX_ARGV + 1];
+	const int *fds;
+	bool tty;
+	int status;
+};
+int bc_job_parse(struct bc_job *j, json_object *req, const int *fds,
+		 int nfds);
+int bc_job_run(bs_store *st, void *arg);
+
 /* ---- blkctl_util.c ---- */
 
 /* "blkctl: <what>: <bs_strerror(err)>"; returns BC_EXIT_FAIL. */
