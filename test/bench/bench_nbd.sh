@@ -200,7 +200,7 @@ wait_nbd() { # URI: until it answers
 	done
 	die "no NBD server at $1"
 }
-declare -A URI
+declare -A URI SPID
 t0=$(date +%s%N)
 for t in $TARGETS; do
 	case $t in
@@ -213,6 +213,7 @@ for t in $TARGETS; do
 		"$BD" -S S --nbd "unix:$W/bs.sock" -f ${BLKSTORED_OPTS:-} 2>"$W/blkstored.log" &
 		BS_PID=$!
 		PIDS+=($!)
+		SPID[$t]=$!
 		URI[$t]="nbd+unix:///vm?socket=$W/bs.sock"
 		;;
 	qemu-raw)
@@ -220,6 +221,7 @@ for t in $TARGETS; do
 		qemu-nbd -f raw -t -e 8 --cache=writeback --aio=threads -x raw \
 			-k "$W/qr.sock" raw.img 2>"$W/qemu-raw.log" &
 		PIDS+=($!)
+		SPID[$t]=$!
 		URI[$t]="nbd+unix:///raw?socket=$W/qr.sock"
 		;;
 	qemu-qcow2)
@@ -228,12 +230,14 @@ for t in $TARGETS; do
 		qemu-nbd -f qcow2 -t -e 8 --cache=writeback --aio=threads -x clone \
 			-k "$W/qq.sock" clone.qcow2 2>"$W/qemu-qcow2.log" &
 		PIDS+=($!)
+		SPID[$t]=$!
 		URI[$t]="nbd+unix:///clone?socket=$W/qq.sock"
 		;;
 	nbdkit)
 		run cp DATA.img nbdkit.img
 		nbdkit -f -U "$W/nk.sock" file nbdkit.img 2>"$W/nbdkit.log" &
 		PIDS+=($!)
+		SPID[$t]=$!
 		URI[$t]="nbd+unix:///?socket=$W/nk.sock"
 		;;
 	*) die "unknown target $t" ;;
@@ -256,21 +260,40 @@ declare -A BS DEPTH
 BS=([randread]=4k [randwrite]=4k [read]=1M [write]=1M)
 DEPTH=([randread]=32 [randwrite]=32 [read]=8 [write]=8)
 declare -A RES # "target job" -> space-separated values (IOPS or MiB/s)
+declare -A CPU # "target job" -> the server's CPU us per request / per MiB
 
-fio_one() { # target job: prints IOPS (4k) or MiB/s (1M)
-	local t=$1 j=$2 dir=read
+cpu_ticks() { # PID: its user + system CPU so far, in clock ticks
+	awk '{ print $14 + $15 }' "/proc/$1/stat" 2>/dev/null || echo 0
+}
+HZ=$(getconf CLK_TCK)
+
+fio_one() { # target job: prints IOPS (4k) or MiB/s (1M), then the
+	# server's CPU time per request (4k) or per MiB (1M), in us
+	local t=$1 j=$2 dir=read c0 c1
 	case $j in *write) dir=write ;; esac
 	fio --name="$j" --ioengine=nbd --uri="${URI[$t]}" --rw="$j" \
 		--bs="${BS[$j]}" --iodepth="${DEPTH[$j]}" --size="$DATA_BYTES" \
 		--time_based --runtime="$RUNTIME" --ramp_time="$RAMP" \
 		--norandommap --randrepeat=0 --output-format=json \
-		--output="$W/fio.json" >"$LOG" 2>&1 || die "fio $j on $t failed"
-	python3 - "$W/fio.json" "$dir" "${BS[$j]}" <<'PY' || die "fio output of $j on $t"
+		--output="$W/fio.json" >"$LOG" 2>&1 &
+	local fpid=$!
+	# The server's CPU over the measured part only (after the ramp).
+	sleep "$RAMP"
+	c0=$(cpu_ticks "${SPID[$t]}")
+	wait "$fpid" || die "fio $j on $t failed"
+	c1=$(cpu_ticks "${SPID[$t]}")
+	python3 - "$W/fio.json" "$dir" "${BS[$j]}" "$((c1 - c0))" "$HZ" "$RUNTIME" <<'PY' || die "fio output of $j on $t"
 import json, sys
 j = json.load(open(sys.argv[1]))["jobs"][0][sys.argv[2]]
 if j.get("io_bytes", 0) == 0 or j.get("runtime", 0) == 0:
     sys.exit("no I/O done")
-print("%.0f" % j["iops"] if sys.argv[3] == "4k" else "%.1f" % (j["bw_bytes"] / 1048576))
+cpu_us = int(sys.argv[4]) / int(sys.argv[5]) * 1e6
+secs = float(sys.argv[6])
+if sys.argv[3] == "4k":
+    print("%.0f %.2f" % (j["iops"], cpu_us / (j["iops"] * secs)))
+else:
+    mib = j["bw_bytes"] / 1048576
+    print("%.1f %.1f" % (mib, cpu_us / (mib * secs)))
 PY
 }
 
@@ -280,9 +303,11 @@ for ((r = 0; r < REPS; r++)); do
 	line="rep $((r + 1)):"
 	for t in "${order[@]}"; do
 		for j in $JOBS; do
-			v=$(fio_one "$t" "$j") || exit 1
+			out=$(fio_one "$t" "$j") || exit 1
+			read -r v cpu <<<"$out"
 			RES["$t $j"]="${RES["$t $j"]:-} $v"
-			line="$line $t/$j=$v"
+			CPU["$t $j"]="${CPU["$t $j"]:-} $cpu"
+			line="$line $t/$j=$v(cpu $cpu)"
 		done
 	done
 	echo "$line"
@@ -310,6 +335,21 @@ for t in $TARGETS; do
 done
 echo "(4k: IOPS, iodepth 32; 1M: MiB/s, iodepth 8; medians of $REPS; one fio connection per job)"
 [ -n "$CACHE_LINE" ] && echo "blkstored $CACHE_LINE"
+echo
+echo "the server's own CPU time (user + system, after the ramp), medians:"
+printf '%-12s %14s %14s %14s %14s\n' "target" "us/randread" "us/randwrite" "us/MiB read" "us/MiB write"
+declare -A CMED
+for t in $TARGETS; do
+	row=$(printf '%-12s' "$t")
+	for j in $JOBS; do
+		# shellcheck disable=SC2086
+		CMED["$t $j"]=$(median ${CPU["$t $j"]})
+		row="$row $(printf '%14s' "${CMED["$t $j"]}")"
+	done
+	echo "$row"
+done
+echo "(on a shared machine the client, fio, competes for the same cores: CPU per"
+echo " request is the figure load disturbs least)"
 echo "all reps:"
 for t in $TARGETS; do
 	for j in $JOBS; do
@@ -334,6 +374,18 @@ if [[ " $TARGETS " == *" blkstored "* ]]; then
 		[ "$t" = blkstored ] && continue
 		printf '  %-12s %10s %10s %10s %10s\n' "$t" "$(ratio randread "$t")" \
 			"$(ratio randwrite "$t")" "$(ratio read "$t")" "$(ratio write "$t")"
+	done
+	echo
+	echo "peer's CPU per request / blkstored's (> 1: blkstored spends less):"
+	printf '  %-12s %10s %10s %10s %10s\n' "peer" randread randwrite read write
+	cratio() {
+		local a=${CMED["blkstored $1"]:-} b=${CMED["$2 $1"]:-}
+		if [ -z "$a" ] || [ -z "$b" ] || [ "$a" = 0 ]; then echo "-"; else calc "$b / $a"; fi
+	}
+	for t in $TARGETS; do
+		[ "$t" = blkstored ] && continue
+		printf '  %-12s %10s %10s %10s %10s\n' "$t" "$(cratio randread "$t")" \
+			"$(cratio randwrite "$t")" "$(cratio read "$t")" "$(cratio write "$t")"
 	done
 	echo
 	goal() { # label value min
