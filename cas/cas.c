@@ -28,7 +28,7 @@
 
 _Static_assert(sizeof(((struct cas_prepared *)0)->rec) >= REC_MAX_SIZE,
 	       "cas_prepared.rec must hold a whole record");
-#define FORMAT_VERSION 1u
+#define FORMAT_VERSION 2u /* 1: no catalogue records (upgraded at open) */
 
 void cas_options_default(struct cas_options *o)
 {
@@ -72,6 +72,23 @@ static int fsync_path(const char *p)
 		return -errno;
 	int rc = fsync(fd) ? -errno : 0;
 	close(fd);
+	return rc;
+}
+
+static int meta_put_id(MDB_txn *txn, MDB_dbi dbi, const uint8_t *id)
+{
+	MDB_val k = {7, (void *)"storeid"}, v = {JR_ID_SIZE, (void *)id};
+	return idx_err(mdb_put(txn, dbi, &k, &v, 0));
+}
+
+static int meta_get_id(MDB_txn *txn, MDB_dbi dbi, uint8_t *id)
+{
+	MDB_val k = {7, (void *)"storeid"}, v;
+	int rc = idx_err(mdb_get(txn, dbi, &k, &v));
+	if (!rc && (v.mv_size != JR_ID_SIZE || cas_is_zero(v.mv_data, JR_ID_SIZE)))
+		rc = -EIO;
+	if (!rc)
+		memcpy(id, v.mv_data, JR_ID_SIZE);
 	return rc;
 }
 
@@ -123,7 +140,11 @@ int cas_create(const char *path, const struct cas_options *o)
 		goto out;
 	rc = idx_err(mdb_txn_begin(ix.env, NULL, 0, &txn));
 	if (!rc) {
+		uint8_t id[JR_ID_SIZE];
+		jr_store_id_new(id);
 		rc = idx_meta_put_u64(txn, ix.meta, "version", FORMAT_VERSION);
+		if (!rc)
+			rc = meta_put_id(txn, ix.meta, id);
 		if (!rc)
 			rc = idx_err(mdb_txn_commit(txn));
 		else
@@ -186,8 +207,15 @@ static int seg_reconcile(cas *c, MDB_txn *txn)
 		if (id > maxid)
 			maxid = id;
 		if (total >= SEG_HDR_SIZE && total + REC_MAX_SIZE <= c->opt.segment_size) {
+			struct stat st;
 			rc = seg_file_open(&c->seg, id, false);
-			if (!rc && ftruncate(c->seg.fds[id], (off_t)total))
+			if (!rc && fstat(c->seg.fds[id], &st))
+				rc = -errno;
+			/* The cut must be durable before new records (and
+			 * catalogue sequence numbers) reuse the space. */
+			if (!rc && (uint64_t)st.st_size != total &&
+			    (ftruncate(c->seg.fds[id], (off_t)total) ||
+			     fdatasync(c->seg.fds[id])))
 				rc = -errno;
 			if (!rc) {
 				c->seg.active = id;
@@ -255,8 +283,17 @@ int cas_open(const char *path, const struct cas_options *o, cas **out)
 	rc = idx_meta_get_u64(txn, c->ix.meta, "version", &ver);
 	if (rc == -ENOENT)
 		rc = CAS_EBADSTORE;
-	else if (!rc && ver != FORMAT_VERSION)
+	else if (!rc && ver != FORMAT_VERSION && ver != 1)
 		rc = CAS_EVERSION;
+	if (!rc && ver == FORMAT_VERSION) {
+		rc = meta_get_id(txn, c->ix.meta, c->store_id);
+		if (rc == -ENOENT)
+			rc = CAS_EBADSTORE;
+		if (!rc && idx_meta_get_u64(txn, c->ix.meta, "kvseq", &c->jseq))
+			c->jseq = 0;
+		if (!rc && idx_meta_get_u64(txn, c->ix.meta, "kvlast", &c->jlast))
+			c->jlast = 0;
+	}
 	if (!rc && idx_meta_get_u64(txn, c->ix.meta, "recount", &recount) == 0)
 		c->recount = recount != 0;
 	if (!rc)
@@ -290,6 +327,21 @@ int cas_open(const char *path, const struct cas_options *o, cas **out)
 	free(idx);
 	free(seg);
 	free(lock);
+	if (ver == 1) {
+		/* Format 1: give the store an id and its catalogue a first
+		 * checkpoint, in a new segment (whose header has the id). */
+		jr_store_id_new(c->store_id);
+		c->upgrade = true;
+		c->seg.active = 0;
+		rc = jr_checkpoint(c, false);
+		if (!rc)
+			rc = cas_sync(c);
+		if (rc) {
+			cas_rollback(c);
+			cas_close(c);
+			return rc;
+		}
+	}
 	*out = c;
 	return 0;
 fail:
@@ -410,7 +462,7 @@ static int seg_roll(cas *c)
 	pthread_mutex_lock(&c->mu);
 	s->active = id;
 	s->flushed = 0;
-	seg_hdr_encode(s->tail, id);
+	seg_hdr_encode(s->tail, id, c->store_id);
 	s->tail_len = SEG_HDR_SIZE;
 	pthread_mutex_unlock(&c->mu);
 	return 0;
@@ -863,9 +915,14 @@ int cas_sync(cas *c)
 	MDB_txn *txn;
 	int rc;
 
-	if (!c->pend.dirty && !c->kv_ops && !s->ndirty && !c->recount_clear)
+	if (!c->pend.dirty && !c->kv_ops && !s->ndirty && !c->recount_clear &&
+	    !c->upgrade)
 		return 0;
-	rc = cas_flush_tail(c);
+	/* The catalogue's commit record goes after this sync's chunks and
+	 * is made durable with them. */
+	rc = jr_commit(c);
+	if (!rc)
+		rc = cas_flush_tail(c);
 	for (size_t i = 0; i < s->ndirty && !rc; i++)
 		if (fdatasync(s->fds[s->dirty[i]]))
 			rc = -errno;
@@ -883,6 +940,12 @@ int cas_sync(cas *c)
 		rc = kv_apply(c, txn);
 	if (!rc && c->recount_clear)
 		rc = idx_meta_put_u64(txn, c->ix.meta, "recount", 0);
+	if (!rc)
+		rc = jr_commit_meta(c, txn);
+	if (!rc && c->upgrade)
+		rc = idx_meta_put_u64(txn, c->ix.meta, "version", FORMAT_VERSION);
+	if (!rc && c->upgrade)
+		rc = meta_put_id(txn, c->ix.meta, c->store_id);
 	if (rc) {
 		mdb_txn_abort(txn);
 		return rc;
@@ -897,6 +960,8 @@ int cas_sync(cas *c)
 	pthread_mutex_unlock(&c->mu);
 	s->ndirty = 0;
 	kv_ops_free(&c->kv_ops);
+	jr_committed(c);
+	c->upgrade = false;
 	if (c->recount_clear) {
 		c->recount = false;
 		c->recount_clear = false;
@@ -941,6 +1006,8 @@ int cas_rollback(cas *c)
 	pthread_rwlock_unlock(&c->seg_lock);
 	kv_ops_free(&c->kv_ops);
 	c->recount_clear = false;
+	c->jpend = 0;
+	c->japp = false;
 	return rc;
 }
 
