@@ -140,6 +140,8 @@ int idx_seg_put(MDB_txn *txn, MDB_dbi dbi, uint32_t id, uint64_t total,
 		uint64_t live);
 int idx_seg_del(MDB_txn *txn, MDB_dbi dbi, uint32_t id);
 int idx_check_pages(struct cas_index *ix, uint64_t *bad);
+/* Make an LMDB assertion (a damaged page) print what to do first. */
+void idx_set_assert(MDB_env *env);
 int idx_meta_get_u64(MDB_txn *txn, MDB_dbi dbi, const char *k, uint64_t *v);
 int idx_meta_put_u64(MDB_txn *txn, MDB_dbi dbi, const char *k, uint64_t v);
 

@@ -37,6 +37,26 @@ struct kv_copy {
 	uint8_t data[];
 };
 
+/* Open the old index read-only if its page headers are sound (LMDB
+ * would stop the process on a damaged one).  *env is NULL on failure. */
+static int old_env_open(const char *idxdir, MDB_env **env)
+{
+	struct cas_index ix = {0};
+	uint64_t bad;
+	*env = NULL;
+	if (mdb_env_create(&ix.env))
+		return -ENOMEM;
+	mdb_env_set_maxdbs(ix.env, 64);
+	idx_set_assert(ix.env);
+	if (mdb_env_open(ix.env, idxdir, MDB_RDONLY | MDB_NOTLS, 0600) ||
+	    idx_check_pages(&ix, &bad)) {
+		mdb_env_close(ix.env);
+		return -EIO;
+	}
+	*env = ix.env;
+	return 0;
+}
+
 /* Read every kv.* table of the old index, if it opens. */
 static void carry_kv(const char *idxdir, struct kv_copy **out)
 {
@@ -46,12 +66,10 @@ static void carry_kv(const char *idxdir, struct kv_copy **out)
 	MDB_cursor *cur;
 	MDB_val k, v;
 
-	if (mdb_env_create(&env))
-		return;
-	mdb_env_set_maxdbs(env, 64);
-	if (mdb_env_open(env, idxdir, MDB_RDONLY | MDB_NOTLS, 0600) ||
+	if (old_env_open(idxdir, &env) ||
 	    mdb_txn_begin(env, NULL, MDB_RDONLY, &txn)) {
-		mdb_env_close(env);
+		if (env)
+			mdb_env_close(env);
 		return;
 	}
 	if (mdb_dbi_open(txn, NULL, 0, &main) || mdb_cursor_open(txn, main, &cur))
@@ -103,12 +121,10 @@ static void old_journal_meta(const char *idxdir, uint8_t *id, uint64_t *kvlast)
 	MDB_val k = {7, (void *)"storeid"}, v;
 
 	*kvlast = 0;
-	if (mdb_env_create(&env))
-		return;
-	mdb_env_set_maxdbs(env, 64);
-	if (mdb_env_open(env, idxdir, MDB_RDONLY | MDB_NOTLS, 0600) ||
+	if (old_env_open(idxdir, &env) ||
 	    mdb_txn_begin(env, NULL, MDB_RDONLY, &txn)) {
-		mdb_env_close(env);
+		if (env)
+			mdb_env_close(env);
 		return;
 	}
 	if (mdb_dbi_open(txn, "meta", 0, &meta) == 0 &&
