@@ -174,6 +174,12 @@ int cas_io_probe(int want);
 int cas_io_read(int engine, int fd, void *buf, size_t len, uint64_t off);
 int cas_io_write(int engine, int fd, const void *buf, size_t len,
 		 uint64_t off);
+/* fdatasync(fd) that runs while the caller does something else (with
+ * io_uring): 1 if started (then cas_io_fsync_end waits for it, on the
+ * same thread, with no other I/O of that thread in between), else the
+ * result of a plain fdatasync done at once. */
+int cas_io_fsync_begin(int engine, int fd);
+int cas_io_fsync_end(int engine);
 
 /* ---- kv.c ---- */
 struct kv_op {
@@ -220,10 +226,18 @@ int jr_commit(cas *c);
 /* Append a checkpoint of every committed side-table entry (none if
  * there is no entry and skip_if_empty). */
 int jr_checkpoint(cas *c, bool skip_if_empty);
-/* In the commit transaction: the journal's sequence numbers. */
-int jr_commit_meta(cas *c, MDB_txn *txn);
+/* In the commit transaction: the journal's sequence numbers; 'synced'
+ * says the records appended so far are fdatasync'ed before it commits
+ * (else the index says only up to c->jsynced). */
+int jr_commit_meta(cas *c, MDB_txn *txn, bool synced);
+/* meta "journal": the last number used, the last one committed, the
+ * last one known durable. */
+int jr_meta_put(MDB_txn *txn, MDB_dbi meta, uint64_t seq, uint64_t last,
+		uint64_t synced);
+int jr_meta_get(MDB_txn *txn, MDB_dbi meta, uint64_t *seq, uint64_t *last,
+		uint64_t *synced);
 /* After that transaction committed. */
-void jr_committed(cas *c);
+void jr_committed(cas *c, bool synced);
 /* Is there a well-formed, CRC-valid catalogue record here?  Its padded
  * size (and *out, pointing into rec) or 0. */
 uint32_t jr_probe(const uint8_t *rec, size_t avail, struct jr_rec *out);
@@ -252,6 +266,7 @@ struct cas {
 	uint64_t jseq;        /* last journal sequence number used */
 	uint64_t jlast;       /* last one committed to the index */
 	uint64_t jpend;       /* last one appended since the last commit */
+	uint64_t jsynced;     /* last one known fdatasync'ed */
 	bool japp;            /* the staged kv writes are journaled */
 	bool upgrade;         /* commit format 2 (and the store id) */
 	uint8_t rec_buf[REC_MAX_SIZE];

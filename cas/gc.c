@@ -271,7 +271,7 @@ static int gc_compact(cas *c, struct cas_gc_result *r)
 		if (remove[i])
 			rc = idx_seg_del(txn, c->ix.segs, vic[i].id);
 	if (!rc)
-		rc = jr_commit_meta(c, txn);
+		rc = jr_commit_meta(c, txn, true);
 	free(sd);
 	if (rc) {
 		mdb_txn_abort(txn);
@@ -281,7 +281,7 @@ static int gc_compact(cas *c, struct cas_gc_result *r)
 	if (rc)
 		goto out;
 	c->seg.ndirty = 0;
-	jr_committed(c);
+	jr_committed(c, true);
 	rc = cas_renew_rtxn(c);
 
 	/* Committed: the old files are unreachable; remove them. */

@@ -113,16 +113,18 @@ static int jr_write(cas *c, unsigned kind, const struct jr_vec *e,
 	int rc = 0;
 
 	/* Count the parts: greedy, at least one entry per part. */
+	size_t most = fixed;
 	for (size_t i = 0; i < e->n || nparts == 0;) {
 		size_t body = fixed;
 		nparts++;
 		while (i < e->n && (body == fixed ||
 				    body + ent_size(&e->v[i]) <= JR_PART_MAX))
 			body += ent_size(&e->v[i++]);
+		if (body > most)
+			most = body;
 	}
 	uint64_t seq = ++c->jseq;
-	uint8_t *rec = malloc(JR_HDR_SIZE + JR_PART_MAX + CAS_KV_MAX_VAL +
-			      CAS_KV_MAX_KEY + 64);
+	uint8_t *rec = malloc(JR_HDR_SIZE + most + REC_ALIGN);
 	if (!rec)
 		return -ENOMEM;
 	size_t i = 0;
@@ -324,20 +326,46 @@ int jr_checkpoint(cas *c, bool skip_if_empty)
 	return rc;
 }
 
-int jr_commit_meta(cas *c, MDB_txn *txn)
+int jr_meta_put(MDB_txn *txn, MDB_dbi meta, uint64_t seq, uint64_t last,
+		uint64_t synced)
 {
-	if (!c->jpend)
-		return 0;
-	int rc = idx_meta_put_u64(txn, c->ix.meta, "kvseq", c->jseq);
-	if (!rc)
-		rc = idx_meta_put_u64(txn, c->ix.meta, "kvlast", c->jpend);
+	uint8_t b[24];
+	MDB_val k = {7, (void *)"journal"}, v = {sizeof(b), b};
+	le64_put(b, seq);
+	le64_put(b + 8, last);
+	le64_put(b + 16, synced);
+	return idx_err(mdb_put(txn, meta, &k, &v, 0));
+}
+
+int jr_meta_get(MDB_txn *txn, MDB_dbi meta, uint64_t *seq, uint64_t *last,
+		uint64_t *synced)
+{
+	MDB_val k = {7, (void *)"journal"}, v;
+	int rc = idx_err(mdb_get(txn, meta, &k, &v));
+	if (!rc && v.mv_size != 24)
+		rc = -EIO;
+	const uint8_t *b = rc ? NULL : v.mv_data;
+	*seq = b ? le64_get(b) : 0;
+	*last = b ? le64_get(b + 8) : 0;
+	*synced = b ? le64_get(b + 16) : 0;
 	return rc;
 }
 
-void jr_committed(cas *c)
+int jr_commit_meta(cas *c, MDB_txn *txn, bool synced)
+{
+	uint64_t last = c->jpend ? c->jpend : c->jlast;
+	uint64_t now = synced ? last : c->jsynced;
+	if (!c->jpend && now == c->jsynced)
+		return 0; /* nothing new to say */
+	return jr_meta_put(txn, c->ix.meta, c->jseq, last, now);
+}
+
+void jr_committed(cas *c, bool synced)
 {
 	if (c->jpend)
 		c->jlast = c->jpend;
+	if (synced)
+		c->jsynced = c->jlast;
 	c->jpend = 0;
 	c->japp = false;
 }

@@ -291,7 +291,14 @@ int jr_replay(struct jr_scan *js, MDB_txn *txn, struct cas_rebuild_info *info,
 			j++;
 		rc = add_entries(&e, v + base, j - base);
 	}
-	/* Then every believable commit after it. */
+	/* Then every believable commit after it, in order: one whose
+	 * prev was not believed (or is missing) is not either, so the
+	 * result is always the catalogue after some prefix of the commits,
+	 * never one with a change in the middle left out. */
+	uint64_t *done = malloc((n + 1) * sizeof(*done));
+	size_t ndone = 0;
+	if (!done)
+		rc = -ENOMEM;
 	for (size_t i = 0; i < n && !rc;) {
 		size_t j = i;
 		while (j < n && v[j]->r.seq == v[i]->r.seq)
@@ -301,17 +308,22 @@ int jr_replay(struct jr_scan *js, MDB_txn *txn, struct cas_rebuild_info *info,
 			bool named = r->seq <= old_last ||
 				     bsearch(&r->seq, prevs, n, sizeof(*prevs),
 					     cmp_u64) != NULL;
-			if (whole(v + i, j - i) &&
+			bool chained = r->prev <= ckpt;
+			for (size_t k = 0; k < ndone && !chained; k++)
+				chained = done[k] == r->prev;
+			if (chained && whole(v + i, j - i) &&
 			    (named || regions_ok(js, r))) {
 				rc = add_entries(&e, v + i, j - i);
 				info->commits_replayed++;
 				*kvlast = r->seq;
+				done[ndone++] = r->seq;
 			} else {
 				info->commits_skipped++;
 			}
 		}
 		i = j;
 	}
+	free(done);
 	if (rc)
 		goto out;
 

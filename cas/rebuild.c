@@ -129,10 +129,9 @@ static void old_journal_meta(const char *idxdir, uint8_t *id, uint64_t *kvlast)
 	}
 	if (mdb_dbi_open(txn, "meta", 0, &meta) == 0 &&
 	    mdb_get(txn, meta, &k, &v) == 0 && v.mv_size == JR_ID_SIZE) {
-		uint64_t last;
+		uint64_t seq, synced;
 		memcpy(id, v.mv_data, JR_ID_SIZE);
-		if (idx_meta_get_u64(txn, meta, "kvlast", &last) == 0)
-			*kvlast = last;
+		jr_meta_get(txn, meta, &seq, kvlast, &synced);
 	}
 	mdb_txn_abort(txn);
 	mdb_env_close(env);
@@ -384,9 +383,7 @@ int cas_rebuild_ex(const char *path, struct cas_rebuild_info *info)
 	if (!rc && have_id)
 		rc = put_id(txn, ix.meta, id);
 	if (!rc && have_id)
-		rc = idx_meta_put_u64(txn, ix.meta, "kvseq", kvseq);
-	if (!rc && have_id)
-		rc = idx_meta_put_u64(txn, ix.meta, "kvlast", kvlast);
+		rc = jr_meta_put(txn, ix.meta, kvseq, kvlast, kvlast);
 	for (struct kv_copy *e = kv; e && !rc; e = e->next) {
 		info->entries++;
 		MDB_dbi dbi;
