@@ -270,7 +270,9 @@ static int scan_segment(struct cas_index *ix, MDB_txn **txn, int dfd,
 	/* A torn tail (too short for a record) is damage too. */
 	if (!rc && size > SEG_HDR_SIZE && (in_bad_run || off < size))
 		rc = jr_scan_bad(js, in_bad_run ? bad_from : off, size);
-	if (!rc)
+	/* A file too short for its header holds nothing (created just
+	 * before a crash): left out, so the next open removes it. */
+	if (!rc && size >= SEG_HDR_SIZE)
 		rc = idx_seg_put(*txn, ix->segs, id, size, 0);
 	free(buf);
 	return rc;

@@ -580,6 +580,32 @@ static void test_lazy_lost_with_index(void **state)
 	expect_abc(f, "1", NULL, NULL);
 }
 
+/* A segment file created just before a crash, with nothing in it: the
+ * rebuild leaves it out and the open removes it (it would otherwise
+ * stay forever: gc never picks an empty file). */
+static void test_empty_segment_file(void **state)
+{
+	struct fx *f = *state;
+	struct model m = {0};
+	struct cas_rebuild_info info;
+
+	churn(f, &m, 3, 9);
+	fx_close(f);
+	char *empty = path_of(f, "segments/000099.seg");
+	FILE *fp = fopen(empty, "w");
+	assert_non_null(fp);
+	assert_int_equal(fclose(fp), 0);
+	lose_index(f);
+	rebuild_expect(f, CAS_CAT_JOURNAL, &info);
+	fx_open(f);
+	assert_int_equal(access(empty, F_OK), -1);
+	m_check(f->c, &m);
+	struct cas_stat st;
+	assert_int_equal(cas_stat(f->c, &st), 0);
+	assert_int_equal(st.segment_files, 1);
+	free(empty);
+}
+
 /* ---- forged records ---- */
 
 static uint32_t crc32c(uint32_t crc, const void *buf, size_t len)
@@ -807,6 +833,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_forged_record, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_format1_store, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_empty_segment_file, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_lazy_lost_index_kept,
 						setup, teardown),
