@@ -187,11 +187,11 @@ int bs_fsck(bs_store *s, unsigned flags, bs_report_fn fn, void *arg)
 
 /*
  * Set every count from the roots after an index rebuild, and let gc run
- * again only on a complete count: with no catalogue (lost with the index)
- * or unreadable map nodes, zero counts would let gc delete chunks that
+ * again only on a complete count: with no catalogue (lost with the index:
+ * none was replayed from the segments) or unreadable map nodes, zero counts would let gc delete chunks that
  * disks may still need.  Problems are counted into rep.
  */
-static int recount(bs_store *s, struct report *rep)
+static int recount(bs_store *s, struct report *rep, bool catalogue_known)
 {
 	struct bs_nameset ns;
 	struct roots roots = {0};
@@ -216,7 +216,7 @@ static int recount(bs_store *s, struct report *rep)
 	}
 	if (!rc)
 		rc = cas_stat(s->c, &st);
-	if (!rc && roots.n == 0 && st.chunks > 0) {
+	if (!rc && roots.n == 0 && st.chunks > 0 && !catalogue_known) {
 		rep->problems++;
 		say(rep, "the catalogue of disks was lost with the index: %llu "
 			 "chunks are kept but no disk names them; gc stays "
@@ -240,25 +240,51 @@ static int recount(bs_store *s, struct report *rep)
 int bs_recount_if_pending(bs_store *s)
 {
 	struct report rep = {NULL, NULL, 0, 0};
-	return cas_recount_pending(s->c) ? recount(s, &rep) : 0;
+	return cas_recount_pending(s->c) ? recount(s, &rep, false) : 0;
 }
 
 int bs_rebuild(const char *path, bs_report_fn fn, void *arg)
 {
 	struct report rep = {fn, arg, 0, 0};
-	uint64_t found = 0, bad = 0;
+	struct cas_rebuild_info ri;
 	bs_store *s;
-	int rc = cas_rebuild(path, &found, &bad);
+	int rc = cas_rebuild_ex(path, &ri);
 	if (rc)
 		return rc;
 	say(&rep, "index rebuilt from segments: %llu chunks found, %llu bad "
 		  "record%s skipped",
-	    (unsigned long long)found, (unsigned long long)bad,
-	    bad == 1 ? "" : "s");
+	    (unsigned long long)ri.found, (unsigned long long)ri.bad_records,
+	    ri.bad_records == 1 ? "" : "s");
+	if (ri.catalogue == CAS_CAT_JOURNAL)
+		say(&rep, "catalogue replayed from the segments: %llu entr%s "
+			  "(checkpoint %llu, %llu commit%s after it)",
+		    (unsigned long long)ri.entries, ri.entries == 1 ? "y" : "ies",
+		    (unsigned long long)ri.checkpoint_seq,
+		    (unsigned long long)ri.commits_replayed,
+		    ri.commits_replayed == 1 ? "" : "s");
+	else if (ri.catalogue == CAS_CAT_OLD_INDEX)
+		say(&rep, "catalogue carried over from the old index: %llu "
+			  "entr%s",
+		    (unsigned long long)ri.entries, ri.entries == 1 ? "y" : "ies");
+	if (ri.commits_skipped)
+		say(&rep, "%llu catalogue commit%s skipped: written just before "
+			  "a crash and not whole on disk (the catalogue is as "
+			  "it was before %s)",
+		    (unsigned long long)ri.commits_skipped,
+		    ri.commits_skipped == 1 ? "" : "s",
+		    ri.commits_skipped == 1 ? "it" : "them");
+	if (ri.foreign_records)
+		say(&rep, "%llu record%s that look%s like catalogue records but "
+			  "carry another store's id ignored",
+		    (unsigned long long)ri.foreign_records,
+		    ri.foreign_records == 1 ? "" : "s",
+		    ri.foreign_records == 1 ? "s" : "");
 	rc = bs_store_open_norecount(path, NULL, &s);
 	if (rc)
 		return rc;
-	rc = recount(s, &rep);
+	/* An empty catalogue replayed from the segments is known empty
+	 * (every disk deleted, gc not run yet), not lost. */
+	rc = recount(s, &rep, ri.catalogue == CAS_CAT_JOURNAL);
 	int rc2 = bs_store_close(s);
 	if (rc || rc2)
 		return rc ? rc : rc2;

@@ -28,7 +28,7 @@
 
 _Static_assert(sizeof(((struct cas_prepared *)0)->rec) >= REC_MAX_SIZE,
 	       "cas_prepared.rec must hold a whole record");
-#define FORMAT_VERSION 1u
+#define FORMAT_VERSION 2u /* 1: no catalogue records (upgraded at open) */
 
 void cas_options_default(struct cas_options *o)
 {
@@ -72,6 +72,23 @@ static int fsync_path(const char *p)
 		return -errno;
 	int rc = fsync(fd) ? -errno : 0;
 	close(fd);
+	return rc;
+}
+
+static int meta_put_id(MDB_txn *txn, MDB_dbi dbi, const uint8_t *id)
+{
+	MDB_val k = {7, (void *)"storeid"}, v = {JR_ID_SIZE, (void *)id};
+	return idx_err(mdb_put(txn, dbi, &k, &v, 0));
+}
+
+static int meta_get_id(MDB_txn *txn, MDB_dbi dbi, uint8_t *id)
+{
+	MDB_val k = {7, (void *)"storeid"}, v;
+	int rc = idx_err(mdb_get(txn, dbi, &k, &v));
+	if (!rc && (v.mv_size != JR_ID_SIZE || cas_is_zero(v.mv_data, JR_ID_SIZE)))
+		rc = -EIO;
+	if (!rc)
+		memcpy(id, v.mv_data, JR_ID_SIZE);
 	return rc;
 }
 
@@ -123,7 +140,11 @@ int cas_create(const char *path, const struct cas_options *o)
 		goto out;
 	rc = idx_err(mdb_txn_begin(ix.env, NULL, 0, &txn));
 	if (!rc) {
+		uint8_t id[JR_ID_SIZE];
+		jr_store_id_new(id);
 		rc = idx_meta_put_u64(txn, ix.meta, "version", FORMAT_VERSION);
+		if (!rc)
+			rc = meta_put_id(txn, ix.meta, id);
 		if (!rc)
 			rc = idx_err(mdb_txn_commit(txn));
 		else
@@ -147,6 +168,7 @@ out:
 static int seg_reconcile(cas *c, MDB_txn *txn)
 {
 	uint32_t maxid = 0;
+	bool removed = false;
 	int dfd = dup(c->seg.dirfd);
 	if (dfd < 0)
 		return -errno;
@@ -165,11 +187,15 @@ static int seg_reconcile(cas *c, MDB_txn *txn)
 			continue;
 		if (id > maxid)
 			maxid = id;
-		if (idx_seg_get(txn, c->ix.segs, id, &total, &live) == -ENOENT) {
-			unlinkat(c->seg.dirfd, e->d_name, 0);
-		}
+		if (idx_seg_get(txn, c->ix.segs, id, &total, &live) == -ENOENT &&
+		    unlinkat(c->seg.dirfd, e->d_name, 0) == 0)
+			removed = true;
 	}
 	closedir(d);
+	/* Gone for good before new records (and catalogue sequence
+	 * numbers) are written: a crash must not bring them back. */
+	if (removed && fsync(c->seg.dirfd))
+		return -errno;
 
 	/* The highest committed segment becomes the active one again if it
 	 * has room; its uncommitted tail is cut off. */
@@ -186,8 +212,26 @@ static int seg_reconcile(cas *c, MDB_txn *txn)
 		if (id > maxid)
 			maxid = id;
 		if (total >= SEG_HDR_SIZE && total + REC_MAX_SIZE <= c->opt.segment_size) {
+			struct stat st;
 			rc = seg_file_open(&c->seg, id, false);
-			if (!rc && ftruncate(c->seg.fds[id], (off_t)total))
+			if (!rc && fstat(c->seg.fds[id], &st))
+				rc = -errno;
+			/* Shorter than committed: catalogue records the last
+			 * commits did not wait for were lost (data is always
+			 * waited for).  The segment ends where its bytes do;
+			 * the open writes a checkpoint (cas_open). */
+			if (!rc && (uint64_t)st.st_size < total) {
+				uint64_t live = le64_get((uint8_t *)v.mv_data + 8);
+				total = (uint64_t)st.st_size & ~(uint64_t)(REC_ALIGN - 1);
+				if (total < SEG_HDR_SIZE)
+					total = SEG_HDR_SIZE;
+				rc = idx_seg_put(txn, c->ix.segs, id, total, live);
+			}
+			/* The cut must be durable before new records (and
+			 * catalogue sequence numbers) reuse the space. */
+			if (!rc && (uint64_t)st.st_size != total &&
+			    (ftruncate(c->seg.fds[id], (off_t)total) ||
+			     fdatasync(c->seg.fds[id])))
 				rc = -errno;
 			if (!rc) {
 				c->seg.active = id;
@@ -255,8 +299,16 @@ int cas_open(const char *path, const struct cas_options *o, cas **out)
 	rc = idx_meta_get_u64(txn, c->ix.meta, "version", &ver);
 	if (rc == -ENOENT)
 		rc = CAS_EBADSTORE;
-	else if (!rc && ver != FORMAT_VERSION)
+	else if (!rc && ver != FORMAT_VERSION && ver != 1)
 		rc = CAS_EVERSION;
+	if (!rc && ver == FORMAT_VERSION) {
+		rc = meta_get_id(txn, c->ix.meta, c->store_id);
+		if (rc == -ENOENT)
+			rc = CAS_EBADSTORE;
+		if (!rc)
+			jr_meta_get(txn, c->ix.meta, &c->jseq, &c->jlast,
+				    &c->jsynced);
+	}
 	if (!rc && idx_meta_get_u64(txn, c->ix.meta, "recount", &recount) == 0)
 		c->recount = recount != 0;
 	if (!rc)
@@ -290,6 +342,27 @@ int cas_open(const char *path, const struct cas_options *o, cas **out)
 	free(idx);
 	free(seg);
 	free(lock);
+	if (ver == 1 || c->jsynced < c->jlast) {
+		/* Format 1: give the store an id and its catalogue a first
+		 * checkpoint, in a new segment (whose header has the id).
+		 * Or the last catalogue records may not have reached the
+		 * disk (a crash after commits that wrote no data): a
+		 * checkpoint puts the catalogue back in the segments. */
+		if (ver == 1) {
+			jr_store_id_new(c->store_id);
+			c->upgrade = true;
+			c->seg.active = 0;
+		}
+		rc = jr_checkpoint(c, false);
+		if (!rc)
+			rc = cas_sync(c);
+		if (rc) {
+			cas_rollback(c);
+			c->upgrade = false; /* the close must not commit it */
+			cas_close(c);
+			return rc;
+		}
+	}
 	*out = c;
 	return 0;
 fail:
@@ -308,11 +381,34 @@ fail_early:
 	return rc;
 }
 
+/* Tell the index that every catalogue record is durable (commits that
+ * wrote no data left it behind), so the next open needs no checkpoint. */
+static int jr_settle(cas *c)
+{
+	MDB_txn *txn;
+	if (c->jsynced >= c->jlast)
+		return 0;
+	int rc = idx_err(mdb_txn_begin(c->ix.env, NULL, 0, &txn));
+	if (rc)
+		return rc;
+	rc = jr_commit_meta(c, txn, true);
+	if (rc) {
+		mdb_txn_abort(txn);
+		return rc;
+	}
+	rc = idx_err(mdb_txn_commit(txn));
+	if (!rc)
+		jr_committed(c, true);
+	return rc ? rc : cas_renew_rtxn(c);
+}
+
 int cas_close(cas *c)
 {
 	if (!c)
 		return 0;
 	int rc = cas_sync(c);
+	if (!rc)
+		rc = jr_settle(c);
 	if (c->rcur)
 		mdb_cursor_close(c->rcur);
 	if (c->rtxn)
@@ -410,7 +506,7 @@ static int seg_roll(cas *c)
 	pthread_mutex_lock(&c->mu);
 	s->active = id;
 	s->flushed = 0;
-	seg_hdr_encode(s->tail, id);
+	seg_hdr_encode(s->tail, id, c->store_id);
 	s->tail_len = SEG_HDR_SIZE;
 	pthread_mutex_unlock(&c->mu);
 	return 0;
@@ -863,10 +959,29 @@ int cas_sync(cas *c)
 	MDB_txn *txn;
 	int rc;
 
-	if (!c->pend.dirty && !c->kv_ops && !s->ndirty && !c->recount_clear)
+	if (!c->pend.dirty && !c->kv_ops && !s->ndirty && !c->recount_clear &&
+	    !c->upgrade)
 		return 0;
-	rc = cas_flush_tail(c);
-	for (size_t i = 0; i < s->ndirty && !rc; i++)
+	/* The catalogue's commit record goes after this sync's chunks and
+	 * is made durable with them.  A commit that wrote nothing else
+	 * (snapshot, clone, create, delete, rename) names only chunks
+	 * already durable: its record's fdatasync runs while the index
+	 * commits, and is waited for before returning.  Until a later
+	 * commit says so, the index notes that record as maybe not
+	 * durable, so an open after a crash writes a checkpoint. */
+	bool data = s->ndirty > 0;
+	int inflight = 0;
+	rc = jr_commit(c);
+	bool overlap = !rc && !data && c->jpend && !c->upgrade &&
+		       !s->dir_dirty && s->ndirty == 1 &&
+		       s->dirty[0] == s->active;
+	if (!rc)
+		rc = cas_flush_tail(c);
+	if (!rc && overlap)
+		inflight = rc = cas_io_fsync_begin(c->io, s->fds[s->active]);
+	if (rc > 0)
+		rc = 0;
+	for (size_t i = 0; i < s->ndirty && !rc && !overlap; i++)
 		if (fdatasync(s->fds[s->dirty[i]]))
 			rc = -errno;
 	if (!rc && s->dir_dirty && fsync(s->dirfd))
@@ -883,13 +998,19 @@ int cas_sync(cas *c)
 		rc = kv_apply(c, txn);
 	if (!rc && c->recount_clear)
 		rc = idx_meta_put_u64(txn, c->ix.meta, "recount", 0);
-	if (rc) {
+	if (!rc)
+		rc = jr_commit_meta(c, txn, !overlap);
+	if (!rc && c->upgrade)
+		rc = idx_meta_put_u64(txn, c->ix.meta, "version", FORMAT_VERSION);
+	if (!rc && c->upgrade)
+		rc = meta_put_id(txn, c->ix.meta, c->store_id);
+	if (rc)
 		mdb_txn_abort(txn);
-		return rc;
-	}
-	rc = idx_err(mdb_txn_commit(txn));
+	else
+		rc = idx_err(mdb_txn_commit(txn));
 	if (rc == -EIO && fs_nearly_full(c))
 		rc = -ENOSPC; /* LMDB reports a short write as EIO */
+	int frc = inflight > 0 ? cas_io_fsync_end(c->io) : 0;
 	if (rc)
 		return rc;
 	pthread_mutex_lock(&c->mu);
@@ -897,11 +1018,16 @@ int cas_sync(cas *c)
 	pthread_mutex_unlock(&c->mu);
 	s->ndirty = 0;
 	kv_ops_free(&c->kv_ops);
+	jr_committed(c, !overlap);
+	c->upgrade = false;
 	if (c->recount_clear) {
 		c->recount = false;
 		c->recount_clear = false;
 	}
-	return cas_renew_rtxn(c);
+	rc = cas_renew_rtxn(c);
+	/* Committed, but its catalogue record may not be durable: say so
+	 * (the index already marks it; the next open checkpoints). */
+	return frc ? frc : rc;
 }
 
 int cas_rollback(cas *c)
@@ -941,6 +1067,8 @@ int cas_rollback(cas *c)
 	pthread_rwlock_unlock(&c->seg_lock);
 	kv_ops_free(&c->kv_ops);
 	c->recount_clear = false;
+	c->jpend = 0;
+	c->japp = false;
 	return rc;
 }
 

@@ -219,13 +219,35 @@ int cas_scrub(cas *c, cas_bad_fn bad, void *arg, uint64_t *checked,
 
 /*
  * Rebuild the index of the store at 'path' from its segments alone (the
- * store must not be open).  The side tables (cas_kv_*) are carried over
- * from the old index where it can still be read.  Every valid record found is indexed with a
+ * store must not be open), side tables (cas_kv_*) included: see
+ * cas_rebuild_ex.  Every valid record found is indexed with a
  * reference count of zero; the store is then marked "recount pending": the
  * layer above must cas_ref() every name reachable from its roots and call
  * cas_recount_done().  *found / *bad_records (may be NULL) get counts.
  */
 int cas_rebuild(const char *path, uint64_t *found, uint64_t *bad_records);
+
+/*
+ * The same, saying where the side tables came from.  They are replayed
+ * from the catalogue records in the segments (docs/cas-format.md): the
+ * newest whole checkpoint, then every commit after it whose data is
+ * provably durable; only a store whose segments hold none (format 1)
+ * takes them from the old index, if that still opens.
+ */
+#define CAS_CAT_NONE 0      /* no catalogue found: side tables empty */
+#define CAS_CAT_JOURNAL 1   /* replayed from the segments */
+#define CAS_CAT_OLD_INDEX 2 /* carried over from the old index */
+struct cas_rebuild_info {
+	uint64_t found;            /* chunks indexed */
+	uint64_t bad_records;      /* damaged records skipped */
+	int catalogue;             /* CAS_CAT_* */
+	uint64_t checkpoint_seq;   /* the checkpoint replayed (0: none) */
+	uint64_t commits_replayed; /* commit records applied after it */
+	uint64_t commits_skipped;  /* torn, partial or not provably durable */
+	uint64_t entries;          /* side-table entries restored */
+	uint64_t foreign_records;  /* catalogue records of another store id */
+};
+int cas_rebuild_ex(const char *path, struct cas_rebuild_info *info);
 int cas_recount_pending(cas *c);
 int cas_recount_done(cas *c);
 

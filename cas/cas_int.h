@@ -34,6 +34,7 @@ bool cas_is_zero(const void *buf, size_t len);
 #define SEG_HDR_SIZE 64u
 #define SEG_MAGIC "CAVMSEG1"
 #define SEG_VERSION 1u
+#define SEG_ID_OFF 20u /* the store id (zero in format 1 segments) */
 #define REC_HDR_SIZE 48u
 #define REC_MAGIC 0x52534143u /* "CASR" */
 #define REC_VERSION 1u
@@ -62,7 +63,7 @@ struct cas_loc {
 uint64_t loc_pack(const struct cas_loc *l);
 void loc_unpack(uint64_t v, struct cas_loc *l);
 
-void seg_hdr_encode(uint8_t *hdr, uint32_t seg_id);
+void seg_hdr_encode(uint8_t *hdr, uint32_t seg_id, const uint8_t *store_id);
 int seg_hdr_check(const uint8_t *hdr, uint32_t seg_id);
 
 /* Build a record for 'data' into rec (REC_MAX_SIZE bytes, zero-padded to
@@ -139,6 +140,8 @@ int idx_seg_put(MDB_txn *txn, MDB_dbi dbi, uint32_t id, uint64_t total,
 		uint64_t live);
 int idx_seg_del(MDB_txn *txn, MDB_dbi dbi, uint32_t id);
 int idx_check_pages(struct cas_index *ix, uint64_t *bad);
+/* Make an LMDB assertion (a damaged page) print what to do first. */
+void idx_set_assert(MDB_env *env);
 int idx_meta_get_u64(MDB_txn *txn, MDB_dbi dbi, const char *k, uint64_t *v);
 int idx_meta_put_u64(MDB_txn *txn, MDB_dbi dbi, const char *k, uint64_t v);
 
@@ -171,10 +174,73 @@ int cas_io_probe(int want);
 int cas_io_read(int engine, int fd, void *buf, size_t len, uint64_t off);
 int cas_io_write(int engine, int fd, const void *buf, size_t len,
 		 uint64_t off);
+/* fdatasync(fd) that runs while the caller does something else (with
+ * io_uring): 1 if started (then cas_io_fsync_end waits for it, on the
+ * same thread, with no other I/O of that thread in between), else the
+ * result of a plain fdatasync done at once. */
+int cas_io_fsync_begin(int engine, int fd);
+int cas_io_fsync_end(int engine);
 
 /* ---- kv.c ---- */
-struct kv_op;
+struct kv_op {
+	struct kv_op *next;
+	MDB_dbi dbi;
+	bool del;
+	size_t klen, vlen;
+	uint8_t data[]; /* key, then value */
+};
 void kv_ops_free(struct kv_op **head);
+/* The handle of side table 'table' (opened, or created, on first use;
+ * renews the writer's read transaction when it opens one). */
+int kv_dbi_get(cas *c, const char *table, MDB_dbi *out);
+/* The table name (without "kv.") of an open handle, or NULL. */
+const char *kv_dbi_name(const cas *c, MDB_dbi dbi);
+
+/* ---- journal.c: catalogue records (docs/cas-format.md) ---- */
+#define JR_MAGIC 0x4A534143u /* "CASJ" */
+#define JR_VERSION 1u
+#define JR_KIND_COMMIT 1u
+#define JR_KIND_CHECKPOINT 2u
+#define JR_HDR_SIZE 48u
+#define JR_BODY_HDR 16u
+#define JR_REGION_SIZE 12u
+#define JR_ENT_HDR 8u
+#define JR_ENT_TOMB 1u
+#define JR_ID_SIZE 16u
+#define JR_MAX_REGIONS 1024u
+#define JR_PART_MAX (60u << 10) /* body bytes per part, unless one entry
+				   is bigger: fits the smallest segment */
+#define JR_BODY_MAX (1u << 20)
+struct jr_rec {
+	unsigned kind;
+	uint8_t id[JR_ID_SIZE];
+	uint64_t seq, prev;
+	uint32_t part, nparts, nentries, nregions;
+	const uint8_t *regions; /* nregions * (seg, start, end) u32 LE */
+	const uint8_t *entries;
+	size_t entries_len;
+};
+void jr_store_id_new(uint8_t id[JR_ID_SIZE]);
+/* Append the commit record of the staged kv writes (once per batch). */
+int jr_commit(cas *c);
+/* Append a checkpoint of every committed side-table entry (none if
+ * there is no entry and skip_if_empty). */
+int jr_checkpoint(cas *c, bool skip_if_empty);
+/* In the commit transaction: the journal's sequence numbers; 'synced'
+ * says the records appended so far are fdatasync'ed before it commits
+ * (else the index says only up to c->jsynced). */
+int jr_commit_meta(cas *c, MDB_txn *txn, bool synced);
+/* meta "journal": the last number used, the last one committed, the
+ * last one known durable. */
+int jr_meta_put(MDB_txn *txn, MDB_dbi meta, uint64_t seq, uint64_t last,
+		uint64_t synced);
+int jr_meta_get(MDB_txn *txn, MDB_dbi meta, uint64_t *seq, uint64_t *last,
+		uint64_t *synced);
+/* After that transaction committed. */
+void jr_committed(cas *c, bool synced);
+/* Is there a well-formed, CRC-valid catalogue record here?  Its padded
+ * size (and *out, pointing into rec) or 0. */
+uint32_t jr_probe(const uint8_t *rec, size_t avail, struct jr_rec *out);
 void kv_dbis_free(cas *c);
 int kv_apply(cas *c, MDB_txn *txn);
 
@@ -196,6 +262,13 @@ struct cas {
 	bool recount_clear;   /* clear the recount mark at the next commit */
 	struct kv_dbi *kv_dbis; /* side-table handles opened so far */
 	size_t nkv_dbis;
+	uint8_t store_id[JR_ID_SIZE];
+	uint64_t jseq;        /* last journal sequence number used */
+	uint64_t jlast;       /* last one committed to the index */
+	uint64_t jpend;       /* last one appended since the last commit */
+	uint64_t jsynced;     /* last one known fdatasync'ed */
+	bool japp;            /* the staged kv writes are journaled */
+	bool upgrade;         /* commit format 2 (and the store id) */
 	uint8_t rec_buf[REC_MAX_SIZE];
 };
 

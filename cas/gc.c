@@ -116,7 +116,10 @@ static int compact_one(cas *c, const struct seg_victim *v, struct move **mv,
 		uint32_t padded = rec_probe(buf + off, v->total - off, &name,
 					    NULL, NULL);
 		if (!padded) {
-			off += REC_ALIGN;
+			/* A catalogue record is dead once the checkpoint
+			 * gc_compact wrote first is committed: skip it. */
+			uint32_t jp = jr_probe(buf + off, v->total - off, NULL);
+			off += jp ? jp : REC_ALIGN;
 			continue;
 		}
 		int lr = idx_lookup_cur(c->rcur, &name, &packed, &refs);
@@ -185,9 +188,11 @@ static int gc_compact(cas *c, struct cas_gc_result *r)
 	if (rc)
 		return rc;
 	int q;
+	size_t nall = 0; /* every segment the index knows */
 	for (q = mdb_cursor_get(cur, &k, &v, MDB_FIRST); q == 0;
 	     q = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
 		const uint8_t *kb = k.mv_data;
+		nall++;
 		struct seg_victim s = {
 			(uint32_t)kb[0] << 24 | kb[1] << 16 | kb[2] << 8 | kb[3],
 			le64_get(v.mv_data), le64_get((uint8_t *)v.mv_data + 8)};
@@ -215,13 +220,22 @@ static int gc_compact(cas *c, struct cas_gc_result *r)
 		rc = -ENOMEM;
 		goto out;
 	}
+
+	size_t nremove = 0;
 	for (size_t i = 0; i < nv && !rc; i++) {
 		rc = compact_one(c, &vic[i], &mv, &nmv, &capmv, &moved);
 		if (rc > 0) {
 			remove[i] = true;
+			nremove++;
 			rc = 0;
 		}
 	}
+	/* The catalogue as committed goes in with the copies, before any
+	 * old segment (and the catalogue records in it) can go.  Not
+	 * needed when the catalogue is empty and no segment stays: nothing
+	 * is left to supersede (and an empty store keeps no file). */
+	if (!rc)
+		rc = jr_checkpoint(c, nremove == nall);
 	if (rc)
 		goto out;
 
@@ -256,6 +270,8 @@ static int gc_compact(cas *c, struct cas_gc_result *r)
 	for (size_t i = 0; i < nv && !rc; i++)
 		if (remove[i])
 			rc = idx_seg_del(txn, c->ix.segs, vic[i].id);
+	if (!rc)
+		rc = jr_commit_meta(c, txn, true);
 	free(sd);
 	if (rc) {
 		mdb_txn_abort(txn);
@@ -265,6 +281,7 @@ static int gc_compact(cas *c, struct cas_gc_result *r)
 	if (rc)
 		goto out;
 	c->seg.ndirty = 0;
+	jr_committed(c, true);
 	rc = cas_renew_rtxn(c);
 
 	/* Committed: the old files are unreachable; remove them. */

@@ -48,6 +48,25 @@ int idx_err(int rc)
 	}
 }
 
+/* LMDB stops the process when a page breaks one of its assumptions
+ * (it calls abort() once this returns): say what it means first. */
+static void idx_assert(MDB_env *env, const char *msg)
+{
+	const char *path = NULL;
+	if (mdb_env_get_path(env, &path))
+		path = NULL;
+	fprintf(stderr,
+		"cas: the chunk index %s/data.mdb is damaged (LMDB: %s): the "
+		"process stops; stop the store's owner and run `blkctl fsck "
+		"--rebuild` to recreate the index from the segments\n",
+		path ? path : "", msg);
+}
+
+void idx_set_assert(MDB_env *env)
+{
+	mdb_env_set_assert(env, idx_assert);
+}
+
 int idx_open(struct cas_index *ix, const char *dir, bool create)
 {
 	MDB_txn *txn = NULL;
@@ -61,9 +80,17 @@ int idx_open(struct cas_index *ix, const char *dir, bool create)
 	mdb_env_set_mapsize(ix->env, IDX_MAP_SIZE);
 	mdb_env_set_maxdbs(ix->env, IDX_MAX_DBS);
 	mdb_env_set_maxreaders(ix->env, 510);
+	idx_set_assert(ix->env);
 	rc = mdb_env_open(ix->env, dir, MDB_NOTLS | MDB_NORDAHEAD, 0600);
 	if (rc)
 		goto fail;
+	/* LMDB trusts its pages: check their headers before any read, so a
+	 * damaged index is an error, not a stopped process. */
+	uint64_t bad;
+	if (!create && idx_check_pages(ix, &bad)) {
+		rc = CAS_EBADINDEX;
+		goto fail;
+	}
 	rc = mdb_txn_begin(ix->env, NULL, 0, &txn);
 	if (rc)
 		goto fail;
@@ -86,7 +113,7 @@ int idx_open(struct cas_index *ix, const char *dir, bool create)
 fail:
 	mdb_env_close(ix->env);
 	ix->env = NULL;
-	return rc == CAS_EBADSTORE ? rc : idx_err(rc);
+	return rc == CAS_EBADSTORE || rc == CAS_EBADINDEX ? rc : idx_err(rc);
 }
 
 void idx_close(struct cas_index *ix)

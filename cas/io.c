@@ -169,6 +169,41 @@ int cas_io_write(int engine, int fd, const void *buf, size_t len, uint64_t off)
 	return io_all(engine, true, fd, (uint8_t *)buf, len, off);
 }
 
+#define FSYNC_TAG 0xf5f5f5f5ull
+
+int cas_io_fsync_begin(int engine, int fd)
+{
+	struct io_thread *t = engine == CAS_IO_URING ? io_thread(engine) : NULL;
+	struct io_uring_sqe *sqe = t ? io_uring_get_sqe(&t->ring) : NULL;
+	if (sqe) {
+		io_uring_prep_fsync(sqe, fd, IORING_FSYNC_DATASYNC);
+		io_uring_sqe_set_data64(sqe, FSYNC_TAG);
+		if (io_uring_submit(&t->ring) == 1)
+			return 1;
+	}
+	return fdatasync(fd) ? -errno : 0;
+}
+
+int cas_io_fsync_end(int engine)
+{
+	struct io_thread *t = io_thread(engine);
+	struct io_uring_cqe *cqe;
+	if (!t || engine != CAS_IO_URING)
+		return -EINVAL;
+	for (;;) {
+		int rc = io_uring_wait_cqe(&t->ring, &cqe);
+		if (rc == -EINTR)
+			continue;
+		if (rc < 0)
+			return rc;
+		bool mine = io_uring_cqe_get_data64(cqe) == FSYNC_TAG;
+		int res = cqe->res;
+		io_uring_cqe_seen(&t->ring, cqe);
+		if (mine)
+			return res < 0 ? res : 0;
+	}
+}
+
 const char *cas_io_engine_name(int engine)
 {
 	switch (engine) {

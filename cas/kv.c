@@ -15,14 +15,6 @@
 
 #define KV_TABLE_MAX 32
 
-struct kv_op {
-	struct kv_op *next;
-	MDB_dbi dbi;
-	bool del;
-	size_t klen, vlen;
-	uint8_t data[]; /* key, then value */
-};
-
 struct kv_dbi {
 	char name[KV_TABLE_MAX + 4];
 	MDB_dbi dbi;
@@ -60,7 +52,7 @@ static bool table_ok(const char *t)
 
 /* The table's handle, created (in its own small write transaction) on
  * first use so that it is valid in every later transaction. */
-static int kv_dbi(cas *c, const char *table, MDB_dbi *out)
+int kv_dbi_get(cas *c, const char *table, MDB_dbi *out)
 {
 	char name[KV_TABLE_MAX + 4] = "kv.";
 	MDB_txn *txn;
@@ -93,13 +85,21 @@ static int kv_dbi(cas *c, const char *table, MDB_dbi *out)
 	return cas_renew_rtxn(c); /* let the reader see the new table */
 }
 
+const char *kv_dbi_name(const cas *c, MDB_dbi dbi)
+{
+	for (size_t i = 0; i < c->nkv_dbis; i++)
+		if (c->kv_dbis[i].dbi == dbi)
+			return c->kv_dbis[i].name + 3;
+	return NULL;
+}
+
 static int kv_stage(cas *c, const char *table, const void *key, size_t klen,
 		    const void *val, size_t vlen, bool del)
 {
 	MDB_dbi dbi;
 	if (klen == 0 || klen > CAS_KV_MAX_KEY || vlen > CAS_KV_MAX_VAL)
 		return -EINVAL;
-	int rc = kv_dbi(c, table, &dbi);
+	int rc = kv_dbi_get(c, table, &dbi);
 	if (rc)
 		return rc;
 	struct kv_op *o = malloc(sizeof(*o) + klen + vlen);
@@ -114,6 +114,7 @@ static int kv_stage(cas *c, const char *table, const void *key, size_t klen,
 		memcpy(o->data + klen, val, vlen);
 	o->next = c->kv_ops;
 	c->kv_ops = o;
+	c->japp = false; /* the journal must see this write */
 	return 0;
 }
 
@@ -155,7 +156,7 @@ int cas_kv_get(cas *c, const char *table, const void *key, size_t klen,
 	MDB_dbi dbi;
 	if (klen == 0 || klen > CAS_KV_MAX_KEY)
 		return -EINVAL;
-	int rc = kv_dbi(c, table, &dbi);
+	int rc = kv_dbi_get(c, table, &dbi);
 	if (rc)
 		return rc;
 	struct kv_op *o = kv_staged(c, dbi, key, klen);
@@ -218,7 +219,7 @@ int cas_kv_foreach(cas *c, const char *table, cas_kv_fn fn, void *arg)
 	MDB_val k, d;
 	struct kv_ent *e = NULL;
 	size_t n = 0, cap = 0;
-	int rc = kv_dbi(c, table, &dbi);
+	int rc = kv_dbi_get(c, table, &dbi);
 	if (rc)
 		return rc;
 	rc = idx_err(mdb_cursor_open(c->rtxn, dbi, &cur));

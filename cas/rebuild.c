@@ -13,8 +13,9 @@
  *
  * The new index is built beside the old one (index.new/) and swapped in
  * by rename, so a crash during rebuild leaves the old index untouched.
- * Side tables (cas_kv_*) are carried over from the old index when it can
- * still be opened.
+ * Side tables (cas_kv_*) are replayed from the catalogue records the scan
+ * meets (jreplay.c); only when there are none (a format 1 store) are they
+ * carried over from the old index, if it can still be opened.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -25,7 +26,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "cas/cas_int.h"
+#include "cas/jreplay.h"
 
 #define REBUILD_BATCH 50000 /* records per LMDB transaction */
 
@@ -36,6 +37,26 @@ struct kv_copy {
 	uint8_t data[];
 };
 
+/* Open the old index read-only if its page headers are sound (LMDB
+ * would stop the process on a damaged one).  *env is NULL on failure. */
+static int old_env_open(const char *idxdir, MDB_env **env)
+{
+	struct cas_index ix = {0};
+	uint64_t bad;
+	*env = NULL;
+	if (mdb_env_create(&ix.env))
+		return -ENOMEM;
+	mdb_env_set_maxdbs(ix.env, 64);
+	idx_set_assert(ix.env);
+	if (mdb_env_open(ix.env, idxdir, MDB_RDONLY | MDB_NOTLS, 0600) ||
+	    idx_check_pages(&ix, &bad)) {
+		mdb_env_close(ix.env);
+		return -EIO;
+	}
+	*env = ix.env;
+	return 0;
+}
+
 /* Read every kv.* table of the old index, if it opens. */
 static void carry_kv(const char *idxdir, struct kv_copy **out)
 {
@@ -45,12 +66,10 @@ static void carry_kv(const char *idxdir, struct kv_copy **out)
 	MDB_cursor *cur;
 	MDB_val k, v;
 
-	if (mdb_env_create(&env))
-		return;
-	mdb_env_set_maxdbs(env, 64);
-	if (mdb_env_open(env, idxdir, MDB_RDONLY | MDB_NOTLS, 0600) ||
+	if (old_env_open(idxdir, &env) ||
 	    mdb_txn_begin(env, NULL, MDB_RDONLY, &txn)) {
-		mdb_env_close(env);
+		if (env)
+			mdb_env_close(env);
 		return;
 	}
 	if (mdb_dbi_open(txn, NULL, 0, &main) || mdb_cursor_open(txn, main, &cur))
@@ -87,6 +106,33 @@ static void carry_kv(const char *idxdir, struct kv_copy **out)
 	}
 	mdb_cursor_close(cur);
 out:
+	mdb_txn_abort(txn);
+	mdb_env_close(env);
+}
+
+/* The old index's word on the journal, if it opens: its store id and
+ * the last catalogue record it committed (every commit up to that one
+ * reached the disk whole, whatever its regions hold now). */
+static void old_journal_meta(const char *idxdir, uint8_t *id, uint64_t *kvlast)
+{
+	MDB_env *env;
+	MDB_txn *txn;
+	MDB_dbi meta;
+	MDB_val k = {7, (void *)"storeid"}, v;
+
+	*kvlast = 0;
+	if (old_env_open(idxdir, &env) ||
+	    mdb_txn_begin(env, NULL, MDB_RDONLY, &txn)) {
+		if (env)
+			mdb_env_close(env);
+		return;
+	}
+	if (mdb_dbi_open(txn, "meta", 0, &meta) == 0 &&
+	    mdb_get(txn, meta, &k, &v) == 0 && v.mv_size == JR_ID_SIZE) {
+		uint64_t seq, synced;
+		memcpy(id, v.mv_data, JR_ID_SIZE);
+		jr_meta_get(txn, meta, &seq, kvlast, &synced);
+	}
 	mdb_txn_abort(txn);
 	mdb_env_close(env);
 }
@@ -135,7 +181,7 @@ static int list_segments(int dfd, uint32_t **ids, size_t *n)
 /* Index every good record of one segment. */
 static int scan_segment(struct cas_index *ix, MDB_txn **txn, int dfd,
 			uint32_t id, uint64_t *found, uint64_t *bad,
-			unsigned *batch)
+			unsigned *batch, struct jr_scan *js)
 {
 	char name[32];
 	struct stat st;
@@ -162,20 +208,37 @@ static int scan_segment(struct cas_index *ix, MDB_txn **txn, int dfd,
 		return got < 0 ? -errno : -EIO;
 	}
 	bool in_bad_run = false;
-	for (uint64_t off = SEG_HDR_SIZE; off + REC_HDR_SIZE <= size && !rc;) {
+	uint64_t off, bad_from = 0;
+	rc = jr_scan_seg(js, id, buf, size);
+	if (!rc && size < SEG_HDR_SIZE)
+		rc = jr_scan_bad(js, 0, size);
+	for (off = SEG_HDR_SIZE; off + REC_HDR_SIZE <= size && !rc;) {
 		cas_name n, h = {{0}};
 		unsigned flags;
-		uint32_t stored;
+		uint32_t stored, jpad = 0;
 		uint32_t padded = rec_probe(buf + off, size - off, &n, &flags,
 					    &stored);
 		if (!padded) {
-			if (!in_bad_run)
+			rc = jr_scan_record(js, buf + off, size - off, off, &jpad);
+			if (rc)
+				break;
+		}
+		if (!padded && !jpad) {
+			if (!in_bad_run) {
 				(*bad)++;
+				bad_from = off;
+			}
 			in_bad_run = true;
 			off += REC_ALIGN;
 			continue;
 		}
+		if (in_bad_run)
+			rc = jr_scan_bad(js, bad_from, off);
 		in_bad_run = false;
+		if (jpad) { /* a catalogue record: replayed at the end */
+			off += jpad;
+			continue;
+		}
 		if (rec_decode(buf + off, size - off, &n, chunk) == 0) {
 			if (flags & REC_F_NODE)
 				cas_hash_node(chunk, &h);
@@ -184,6 +247,8 @@ static int scan_segment(struct cas_index *ix, MDB_txn **txn, int dfd,
 		}
 		if (memcmp(h.b, n.b, CAS_NAME_SIZE) != 0 || cas_name_is_hole(&n)) {
 			(*bad)++;
+			if (!rc)
+				rc = jr_scan_bad(js, off, off + padded);
 			off += padded;
 			continue;
 		}
@@ -202,7 +267,12 @@ static int scan_segment(struct cas_index *ix, MDB_txn **txn, int dfd,
 		}
 		off += padded;
 	}
-	if (!rc)
+	/* A torn tail (too short for a record) is damage too. */
+	if (!rc && size > SEG_HDR_SIZE && (in_bad_run || off < size))
+		rc = jr_scan_bad(js, in_bad_run ? bad_from : off, size);
+	/* A file too short for its header holds nothing (created just
+	 * before a crash): left out, so the next open removes it. */
+	if (!rc && size >= SEG_HDR_SIZE)
 		rc = idx_seg_put(*txn, ix->segs, id, size, 0);
 	free(buf);
 	return rc;
@@ -221,6 +291,27 @@ static void rm_index_dir(const char *dir)
 
 int cas_rebuild(const char *path, uint64_t *found, uint64_t *bad_records)
 {
+	struct cas_rebuild_info info;
+	int rc = cas_rebuild_ex(path, &info);
+	if (!rc && found)
+		*found = info.found;
+	if (!rc && bad_records)
+		*bad_records = info.bad_records;
+	return rc;
+}
+
+static int put_id(MDB_txn *txn, MDB_dbi dbi, const uint8_t *id)
+{
+	MDB_val k = {7, (void *)"storeid"}, v = {JR_ID_SIZE, (void *)id};
+	return idx_err(mdb_put(txn, dbi, &k, &v, 0));
+}
+
+int cas_rebuild_ex(const char *path, struct cas_rebuild_info *info)
+{
+	struct jr_scan js = {0};
+	uint8_t id[JR_ID_SIZE];
+	bool have_id = false;
+	uint64_t kvseq = 0, kvlast = 0;
 	char idx[4096], nidx[4096], oidx[4096], segd[4096], lock[4096];
 	struct kv_copy *kv = NULL;
 	struct cas_index ix;
@@ -256,8 +347,11 @@ int cas_rebuild(const char *path, uint64_t *found, uint64_t *bad_records)
 		rc = -errno;
 		goto out_fds;
 	}
+	memset(info, 0, sizeof(*info));
+	uint8_t old_id[JR_ID_SIZE] = {0};
+	uint64_t old_last = 0;
 	if (access(idx, F_OK) == 0)
-		carry_kv(idx, &kv);
+		old_journal_meta(idx, old_id, &old_last);
 
 	rm_index_dir(nidx);
 	if (mkdir(nidx, 0700)) {
@@ -269,14 +363,31 @@ int cas_rebuild(const char *path, uint64_t *found, uint64_t *bad_records)
 		goto out_fds;
 	rc = idx_err(mdb_txn_begin(ix.env, NULL, 0, &txn));
 	if (!rc)
-		rc = idx_meta_put_u64(txn, ix.meta, "version", 1);
-	if (!rc)
 		rc = idx_meta_put_u64(txn, ix.meta, "recount", 1);
 	if (!rc)
 		rc = list_segments(dfd, &ids, &nids);
 	for (size_t i = 0; i < nids && !rc; i++)
-		rc = scan_segment(&ix, &txn, dfd, ids[i], &nfound, &nbad, &batch);
+		rc = scan_segment(&ix, &txn, dfd, ids[i], &nfound, &nbad, &batch,
+				  &js);
+	if (!rc)
+		rc = jr_replay(&js, txn, info, old_id, old_last, id, &have_id,
+			       &kvseq, &kvlast);
+	/* Format 2 (a store id in the segments): the journal is the
+	 * catalogue, even an empty one.  Format 1: the old index's. */
+	if (!rc && !have_id && info->catalogue != CAS_CAT_JOURNAL &&
+	    access(idx, F_OK) == 0) {
+		carry_kv(idx, &kv);
+		if (kv)
+			info->catalogue = CAS_CAT_OLD_INDEX;
+	}
+	if (!rc)
+		rc = idx_meta_put_u64(txn, ix.meta, "version", have_id ? 2 : 1);
+	if (!rc && have_id)
+		rc = put_id(txn, ix.meta, id);
+	if (!rc && have_id)
+		rc = jr_meta_put(txn, ix.meta, kvseq, kvlast, kvlast);
 	for (struct kv_copy *e = kv; e && !rc; e = e->next) {
+		info->entries++;
 		MDB_dbi dbi;
 		MDB_val k = {e->klen, e->data}, v = {e->vlen, e->data + e->klen};
 		rc = idx_err(mdb_dbi_open(txn, e->table, MDB_CREATE, &dbi));
@@ -331,11 +442,10 @@ int cas_rebuild(const char *path, uint64_t *found, uint64_t *bad_records)
 	if (rc)
 		goto out_fds;
 	rm_index_dir(nidx); /* now the old index */
-	if (found)
-		*found = nfound;
-	if (bad_records)
-		*bad_records = nbad;
+	info->found = nfound;
+	info->bad_records = nbad;
 out_fds:
+	jr_scan_free(&js);
 	while (kv) {
 		struct kv_copy *e = kv;
 		kv = e->next;

@@ -34,13 +34,14 @@ void loc_unpack(uint64_t v, struct cas_loc *l)
 	l->seg = (uint32_t)((v >> 36) & CAS_SEG_MAX_ID);
 }
 
-void seg_hdr_encode(uint8_t *hdr, uint32_t seg_id)
+void seg_hdr_encode(uint8_t *hdr, uint32_t seg_id, const uint8_t *store_id)
 {
 	memset(hdr, 0, SEG_HDR_SIZE);
 	memcpy(hdr, SEG_MAGIC, 8);
 	le32_put(hdr + 8, SEG_VERSION);
 	le32_put(hdr + 12, seg_id);
 	le32_put(hdr + 16, CAS_CHUNK_SIZE);
+	memcpy(hdr + SEG_ID_OFF, store_id, JR_ID_SIZE);
 	le32_put(hdr + 60, cas_crc32c(0, hdr, 60));
 }
 

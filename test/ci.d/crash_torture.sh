@@ -5,7 +5,8 @@
 # in docs/crash-testing.md) as a CI hook: exit 0 pass, 77 skip, else fail.
 #
 # Bounded pass (about a minute on an idle 2-core machine): the
-# simulator's self-test, six fixed seeds under the strict (POSIX) model,
+# simulator's self-test, six fixed seeds under the strict (POSIX) model
+# (and two more with torn writes only),
 # two under the journal model, and one fresh random seed, printed so
 # that a failure can be rerun with `torture -s SEED ...` exactly as the
 # failing line says.
@@ -136,6 +137,12 @@ else
 	done
 	for seed in 11 258; do
 		run -s $seed -n 300 -c 20 -m journal
+	done
+	# torn writes that keep a catalogue record but lose chunk sectors
+	# before it: the raw rebuild must not believe that commit (with its
+	# region check disabled these two seeds fail)
+	for seed in 41 53; do
+		run -s $seed -n 300 -c 20 -p torn
 	done
 	fresh=$(od -An -N6 -tu8 /dev/urandom | tr -d ' ')
 	fresh=$((fresh % 1000000000000))

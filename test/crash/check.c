@@ -6,9 +6,11 @@
  * The check is the store's own tools plus the model: bs_fsck must find
  * every count right (no leak, no chunk freed early), bs_scrub no damaged
  * record, every disk and snapshot must read as the expectation allows,
- * a disk's allocated count must match the non-zero blocks read, and when
- * every disk and snapshot is deleted and gc has run the store must be
- * empty: no data, no nodes, at most one segment file.
+ * a disk's allocated count must match the non-zero blocks read, the
+ * segments alone must give back the same catalogue (the index file
+ * deleted, rebuilt; CHECK_REBUILD), and when every disk and snapshot is
+ * deleted and gc has run the store must be empty: no data, no nodes, at
+ * most one segment file.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -16,6 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "test/crash/check.h"
 
@@ -401,6 +404,63 @@ static unsigned count_segments(const char *path)
 	return n;
 }
 
+static bool same_info(const struct bs_info *a, const struct bs_info *b)
+{
+	return !strcmp(a->disk, b->disk) && !strcmp(a->snap, b->snap) &&
+	       a->size == b->size && !memcmp(&a->root, &b->root, sizeof(a->root)) &&
+	       a->allocated == b->allocated && a->created == b->created &&
+	       !strcmp(a->origin, b->origin);
+}
+
+/*
+ * The segments alone must give the catalogue the index has: close the
+ * image (the open cut off what was not committed), lose the index file,
+ * rebuild (a clean one: every count set from the roots), and list again.
+ * *s is the reopened store, or NULL.
+ */
+static void check_rebuild(struct ctx *c, bs_store **s, const char *path)
+{
+	char p[4200];
+	struct ctx again = {0};
+	int rc = bs_store_close(*s);
+	*s = NULL;
+	if (rc) {
+		fail(c, "close before rebuild: %s", bs_strerror(rc));
+		return;
+	}
+	snprintf(p, sizeof(p), "%s/index/data.mdb", path);
+	if (unlink(p)) {
+		fail(c, "unlink %s: %s", p, strerror(errno));
+		return;
+	}
+	rc = bs_rebuild(path, NULL, NULL);
+	if (rc) {
+		fail(c, "rebuild from the segments alone: %s",
+		     rc < 0 ? bs_strerror(rc) : "problems found");
+		return;
+	}
+	rc = bs_store_open(path, NULL, s);
+	if (rc) {
+		fail(c, "open after rebuild: %s", bs_strerror(rc));
+		*s = NULL;
+		return;
+	}
+	rc = bs_list(*s, collect, &again);
+	if (rc)
+		fail(c, "list after rebuild: %s", bs_strerror(rc));
+	else if (again.nlist != c->nlist)
+		fail(c, "rebuild from the segments: %zu disks and snapshots, "
+			"the index had %zu",
+		     again.nlist, c->nlist);
+	for (size_t k = 0; k < c->nlist && !c->failed; k++)
+		if (!same_info(&c->list[k], &again.list[k]))
+			fail(c, "rebuild from the segments: %s%s%s differs "
+				"from the index's (root, size or times)",
+			     c->list[k].disk, c->list[k].snap[0] ? "@" : "",
+			     c->list[k].snap);
+	free(again.list);
+}
+
 /* Delete everything (snapshots first), gc: the store must be empty. */
 static void check_empty(struct ctx *c, bs_store *s, const char *path)
 {
@@ -455,10 +515,27 @@ int check_image(const char *path, const struct wl *w, const struct expect *x,
 		unsigned flags, struct check_result *r)
 {
 	struct ctx c = {.why = r->why, .n = sizeof(r->why)};
-	char spec[BS_SPEC_MAX];
+	char spec[BS_SPEC_MAX], p[4200], q[4200];
 	uint64_t checked = 0, damaged = 0;
 	bs_store *s;
-	int rc = bs_store_open(path, NULL, &s);
+	int rc;
+	snprintf(p, sizeof(p), "%s/index/data.mdb", path);
+	snprintf(q, sizeof(q), "%s/store.conf", path);
+	/* (An image cut during store creation is left to the open.) */
+	if ((flags & CHECK_RAW_REBUILD) && !access(p, F_OK) && !access(q, F_OK)) {
+		if (unlink(p)) {
+			fail(&c, "unlink %s: %s", p, strerror(errno));
+			return 1;
+		}
+		rc = bs_rebuild(path, NULL, NULL);
+		if (rc) {
+			fail(&c, "rebuild of the raw image from its segments: %s",
+			     rc < 0 ? bs_strerror(rc)
+				    : "problems found (a chunk named but missing?)");
+			return 1;
+		}
+	}
+	rc = bs_store_open(path, NULL, &s);
 	if (rc) {
 		fail(&c, "bs_store_open: %s", bs_strerror(rc));
 		return 1;
@@ -501,9 +578,11 @@ int check_image(const char *path, const struct wl *w, const struct expect *x,
 			     "deleted since, but is gone",
 			     w->ent[i].name);
 	}
+	if (!c.failed && (flags & CHECK_REBUILD))
+		check_rebuild(&c, &s, path);
 	if (!c.failed)
 		check_empty(&c, s, path);
-	rc = bs_store_close(s);
+	rc = s ? bs_store_close(s) : 0;
 	if (rc)
 		fail(&c, "close: %s", bs_strerror(rc));
 	free(c.list);

@@ -63,6 +63,16 @@ int exp_note(struct expect *x, const struct wl *w, const struct wl_op *op,
  * of failing, so that a known leak does not hide other bugs.
  * 0 if the image holds; 1 with r->why filled if not. */
 #define CHECK_ALLOW_LEAKS 1u
+/* Also: close, delete index/data.mdb, rebuild from the segments alone;
+ * the catalogue (every disk and snapshot: size, root, times, origin)
+ * must be the one the index had.  The check goes on with that store. */
+#define CHECK_REBUILD 2u
+/* Instead, before anything else: delete index/data.mdb of the crash
+ * image as it is (never opened: uncommitted bytes still there) and
+ * rebuild from the segments; the rebuild must find nothing missing and
+ * the store must then pass every check against the model (a commit cut
+ * by the crash is either all there or not at all). */
+#define CHECK_RAW_REBUILD 4u
 struct check_result {
 	char why[1024];
 	uint64_t leaked; /* chunks whose count was too high */

@@ -361,7 +361,11 @@ static int check_cut(const struct opts *o, uint64_t seed,
 		t->dropped += st.dropped;
 		t->torn += st.torn;
 		int bad = check_forked(imgdir, &w, &x,
-				       o->allow_leaks ? CHECK_ALLOW_LEAKS : 0,
+				       /* every other cut: rebuilt raw */
+				       ((cut & 1) ? CHECK_RAW_REBUILD
+						  : CHECK_REBUILD) |
+					       (o->allow_leaks ? CHECK_ALLOW_LEAKS
+							       : 0),
 				       &cr);
 		if (cr.leaked) {
 			t->leaky_images++;

@@ -16,7 +16,8 @@
 #      space (df stored_bytes decreases)
 #   5. export of a mostly-hole disk is sparse (du < apparent size)
 #   6. a 2 TiB disk, its snapshot and a clone store no data (df
-#      stored_bytes and segment_bytes unchanged)
+#      stored_bytes unchanged, segment_bytes grow by the catalogue
+#      records only)
 #   7. 1000 nested clones (each a clone of the previous one plus one 4 KiB
 #      write of its own pattern at its own offset): the last shows all 1000
 #   8. fsck --rebuild keeps everything; scrub finds a damaged chunk, names
@@ -229,7 +230,9 @@ blk snapshot big@empty
 blk clone big@empty big2
 s1=$(df_key stored_bytes) g1=$(df_key segment_bytes)
 echo "   stored_bytes $s0 -> $s1, segment_bytes $g0 -> $g1"
-[ "$s0" = "$s1" ] && [ "$g0" = "$g1" ] || fail "2 TiB create/snapshot/clone stored data"
+# Only the three catalogue records (a few hundred bytes) reach the
+# segments; no data.
+[ "$s0" = "$s1" ] && [ $((g1 - g0)) -lt 1024 ] || fail "2 TiB create/snapshot/clone stored data"
 [ "$(blk info big2 --json | jkey size)" = 2199023255552 ] || fail "big2 is not 2 TiB"
 printf 'at the far end' | blk write big2 $((2199023255552 - 14))
 [ "$(blk read big2 2199023255538 14)" = 'at the far end' ] || fail "write at 2 TiB - 14"
