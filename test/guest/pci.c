@@ -112,10 +112,12 @@ int pci_setup_bars(struct pci_dev *d, uint64_t *next, bool force)
 		if (!is64)
 			size &= 0xffffffffull;
 		addr = ((uint64_t)hi << 32) | (lo & ~0xfull);
+		/* No BAR here (all zeros), or a size that is not a power
+		 * of two (no real device has one): leave it alone. */
 		if ((slo & ~0xfull) == 0 || (size & (size - 1))) {
 			if (is64)
 				i++;
-			continue; /* not implemented */
+			continue;
 		}
 		if (!addr || force) {
 			addr = ALIGN_UP(*next, size);
