@@ -2,7 +2,7 @@
 /*
  * vblk.h - virtio-blk request handling: descriptor chains in guest memory
  * to disk operations on a bs_disk.  One implementation, shared by cavm's
- * in-process virtio-pci device and blkstored's vhost-user-blk export
+ * in-process virtio-pci device and (to come) blkstored's vhost-user-blk export
  * (ARCHITECTURE.md, Layers); the transports own registers, sockets,
  * eventfds and interrupts, this owns everything a guest can write.
  *
