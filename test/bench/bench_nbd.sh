@@ -358,36 +358,31 @@ for t in $TARGETS; do
 done
 echo
 
-ratio() { # job peer: blkstored / peer, or "-"
-	local a=${MED["blkstored $1"]:-} b=${MED["$2 $1"]:-}
+ratio_in() { # ARRAY job A B: ARRAY["A job"] / ARRAY["B job"], or "-"
+	local -n arr=$1
+	local a=${arr["$3 $2"]:-} b=${arr["$4 $2"]:-}
 	if [ -z "$a" ] || [ -z "$b" ] || [ "$b" = 0 ]; then
 		echo "-"
 	else
 		calc "$a / $b"
 	fi
 }
+ratio() { ratio_in MED "$1" blkstored "$2"; }  # speed: blkstored / peer
+cratio() { ratio_in CMED "$1" "$2" blkstored; } # CPU: peer / blkstored
+peer_table() { # FN title: one row per peer, FN job peer in each cell
+	echo "$2"
+	printf '  %-12s %10s %10s %10s %10s\n' "peer" randread randwrite read write
+	for t in $TARGETS; do
+		[ "$t" = blkstored ] && continue
+		printf '  %-12s %10s %10s %10s %10s\n' "$t" "$($1 randread "$t")" \
+			"$($1 randwrite "$t")" "$($1 read "$t")" "$($1 write "$t")"
+	done
+	echo
+}
 JSON="{\"bench\":\"bench_nbd\",\"reps\":$REPS,\"runtime_s\":$RUNTIME,\"data_mib\":$DATA_MIB"
 if [[ " $TARGETS " == *" blkstored "* ]]; then
-	echo "blkstored / peer (> 1: blkstored is faster):"
-	printf '  %-12s %10s %10s %10s %10s\n' "peer" randread randwrite read write
-	for t in $TARGETS; do
-		[ "$t" = blkstored ] && continue
-		printf '  %-12s %10s %10s %10s %10s\n' "$t" "$(ratio randread "$t")" \
-			"$(ratio randwrite "$t")" "$(ratio read "$t")" "$(ratio write "$t")"
-	done
-	echo
-	echo "peer's CPU per request / blkstored's (> 1: blkstored spends less):"
-	printf '  %-12s %10s %10s %10s %10s\n' "peer" randread randwrite read write
-	cratio() {
-		local a=${CMED["blkstored $1"]:-} b=${CMED["$2 $1"]:-}
-		if [ -z "$a" ] || [ -z "$b" ] || [ "$a" = 0 ]; then echo "-"; else calc "$b / $a"; fi
-	}
-	for t in $TARGETS; do
-		[ "$t" = blkstored ] && continue
-		printf '  %-12s %10s %10s %10s %10s\n' "$t" "$(cratio randread "$t")" \
-			"$(cratio randwrite "$t")" "$(cratio read "$t")" "$(cratio write "$t")"
-	done
-	echo
+	peer_table ratio "blkstored / peer (> 1: blkstored is faster):"
+	peer_table cratio "peer's CPU per request / blkstored's (> 1: blkstored spends less):"
 	goal() { # label value min
 		local v=$2
 		if [ "$v" = "-" ]; then

@@ -69,8 +69,9 @@ bool range_ok(struct ctx *c, const char *name);
  * sector (absolute), with *why set; -2 for an I/O error. */
 int64_t range_check(struct ctx *c, uint64_t sec, uint64_t n, int *status);
 void model_set(struct ctx *c, uint64_t sec, uint64_t n, enum model_state s);
-/* scen_queue.c: the MSI-X stub's count (entry.S), and a wait for it to
- * pass 'before': microseconds waited, or -1 after ms milliseconds. */
+/* scen_queue.c: interrupts counted by the MSI-X entry (entry.S), and a
+ * wait for the count to pass 'before': microseconds waited, or -1 after
+ * ms milliseconds. */
 extern volatile uint64_t irq_count;
 int64_t irq_wait(struct ctx *c, uint64_t before, uint64_t ms);
 

@@ -15,7 +15,7 @@
  *             "bench reqs_per_s=N ... reqs=R" after, so a host can also
  *             time it by its own clock
  *   msix      queue 0 on MSI-X vector 0x40, one read, the interrupt
- *             counted by the ring-0 stub; then back to polling
+ *             counted by the ring-0 MSI-X entry; then back to polling
  */
 #include "test/guest/scen.h"
 
